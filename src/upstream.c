@@ -1,0 +1,439 @@
+/*
+ * upstream.c: requests to the tenant over HTTPS with libcurl's multi_socket
+ * API driven by libevent (the pattern of curl's hiperfifo.c). One multi
+ * handle per event loop holds the connection pool; a share handle keeps
+ * DNS answers and TLS sessions; easy handles are recycled.
+ *
+ * libcurl must not be re-entered from its own callbacks: the socket and
+ * timer callbacks only (re)arm libevent events, finished transfers are
+ * collected after curl_multi_socket_action() returns, and handles are
+ * removed later by request_end() through upstream_detach().
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event_struct.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "xdrproxy.h"
+
+/* libcurl's read buffer per transfer; the default 16 KiB is slow. */
+#define UPSTREAM_BUFFERSIZE	(64 * 1024)
+
+/* One socket libcurl asked us to watch. */
+struct upstream_sock {
+	struct event	 us_ev;
+	struct worker	*us_worker;
+};
+
+static void
+upstream_check_done(struct worker *w)
+{
+	struct request	*req;
+	CURLMsg		*msg;
+	int		 left;
+
+	while ((msg = curl_multi_info_read(w->w_multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		req = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &req);
+		if (req != NULL)
+			proxy_upstream_done(req, msg->data.result);
+	}
+}
+
+static void
+upstream_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_sock	*us = arg;
+	struct worker		*w = us->us_worker;
+	int			 action = 0, running;
+
+	if (what & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(w->w_multi, fd, action, &running);
+	upstream_check_done(w);
+}
+
+static void
+upstream_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	int		 running;
+
+	curl_multi_socket_action(w->w_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	upstream_check_done(w);
+}
+
+/* CURLMOPT_TIMERFUNCTION: only arms the one-shot timer, even for 0 ms. */
+static int
+upstream_timer_cb(CURLM *multi, long ms, void *arg)
+{
+	struct worker	*w = arg;
+	struct timeval	 tv;
+
+	if (ms < 0) {
+		evtimer_del(w->w_curl_timer);
+		return 0;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(w->w_curl_timer, &tv);
+	return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch, rewatch or forget a socket. */
+static int
+upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg,
+    void *sockarg)
+{
+	struct worker		*w = arg;
+	struct upstream_sock	*us = sockarg;
+	short			 kind;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (us != NULL) {
+			event_del(&us->us_ev);
+			free(us);
+			curl_multi_assign(w->w_multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (us == NULL) {
+		if ((us = calloc(1, sizeof(*us))) == NULL)
+			return -1;
+		us->us_worker = w;
+		curl_multi_assign(w->w_multi, fd, us);
+	} else
+		event_del(&us->us_ev);
+	kind = EV_PERSIST;
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	event_assign(&us->us_ev, w->w_base, fd, kind, upstream_event, us);
+	event_add(&us->us_ev, NULL);
+	return 0;
+}
+
+int
+upstream_init(struct worker *w, struct config *cf, char **cause)
+{
+	*cause = NULL;
+	if ((w->w_multi = curl_multi_init()) == NULL ||
+	    (w->w_share = curl_share_init()) == NULL ||
+	    (w->w_curl_timer = evtimer_new(w->w_base, upstream_timer_fired,
+	    w)) == NULL) {
+		*cause = strdup("libcurl: out of memory");
+		return -1;
+	}
+	curl_multi_setopt(w->w_multi, CURLMOPT_SOCKETFUNCTION,
+	    upstream_socket_cb);
+	curl_multi_setopt(w->w_multi, CURLMOPT_SOCKETDATA, w);
+	curl_multi_setopt(w->w_multi, CURLMOPT_TIMERFUNCTION, upstream_timer_cb);
+	curl_multi_setopt(w->w_multi, CURLMOPT_TIMERDATA, w);
+	/* A fixed pool: the default shrinks when load dips. */
+	curl_multi_setopt(w->w_multi, CURLMOPT_MAXCONNECTS,
+	    cf->cf_idle_connections);
+	curl_multi_setopt(w->w_multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+	    cf->cf_max_connections);
+	curl_multi_setopt(w->w_multi, CURLMOPT_PIPELINING,
+	    (long)CURLPIPE_MULTIPLEX);
+	curl_share_setopt(w->w_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(w->w_share, CURLSHOPT_SHARE,
+	    CURL_LOCK_DATA_SSL_SESSION);
+	return 0;
+}
+
+void
+upstream_free(struct worker *w)
+{
+	size_t	 i;
+
+	for (i = 0; i < w->w_easy_npool; i++)
+		curl_easy_cleanup(w->w_easy_pool[i]);
+	w->w_easy_npool = 0;
+	if (w->w_multi != NULL)
+		curl_multi_cleanup(w->w_multi);
+	if (w->w_share != NULL)
+		curl_share_cleanup(w->w_share);
+	if (w->w_curl_timer != NULL)
+		event_free(w->w_curl_timer);
+	w->w_multi = NULL;
+	w->w_share = NULL;
+	w->w_curl_timer = NULL;
+}
+
+static size_t
+upstream_header_cb(char *line, size_t size, size_t n, void *arg)
+{
+	return proxy_upstream_header(arg, line, size * n);
+}
+
+static size_t
+upstream_write_cb(char *data, size_t size, size_t n, void *arg)
+{
+	return proxy_upstream_data(arg, data, size * n);
+}
+
+/* Wipe and free a header list: it holds the Authorization value. */
+static void
+upstream_headers_free(struct curl_slist *list)
+{
+	struct curl_slist	*sl;
+
+	for (sl = list; sl != NULL; sl = sl->next)
+		if (strncasecmp(sl->data, "Authorization", 13) == 0)
+			OPENSSL_cleanse(sl->data, strlen(sl->data));
+	curl_slist_free_all(list);
+}
+
+/* Append "name: value" (or "name;" for an empty value) to *list. */
+static int
+upstream_header_add(struct curl_slist **list, struct evbuffer *tmp,
+    const char *name, const char *value)
+{
+	struct curl_slist	*sl;
+	size_t			 len;
+	char			*line;
+
+	evbuffer_drain(tmp, evbuffer_get_length(tmp));
+	if (value == NULL)
+		evbuffer_add_printf(tmp, "%s:", name);
+	else if (*value == '\0')
+		evbuffer_add_printf(tmp, "%s;", name);
+	else
+		evbuffer_add_printf(tmp, "%s: %s", name, value);
+	evbuffer_add(tmp, "", 1);
+	len = evbuffer_get_length(tmp);
+	line = (char *)evbuffer_pullup(tmp, -1);
+	sl = line != NULL ? curl_slist_append(*list, line) : NULL;
+	OPENSSL_cleanse(line, len);
+	evbuffer_drain(tmp, len);
+	if (sl == NULL)
+		return -1;
+	*list = sl;
+	return 0;
+}
+
+/*
+ * The header list sent to the tenant: the client's headers minus
+ * credentials and hop-by-hop ones, then fresh auth headers. Empty
+ * "Accept:", "Content-Type:" and "Expect:" stop libcurl adding its own.
+ */
+static int
+upstream_headers(struct request *req, int body_mode, struct curl_slist **out)
+{
+	struct worker		*w = req->req_worker;
+	struct tenant		*tn = req->req_tenant;
+	struct evkeyvalq	*in;
+	struct evkeyval		*kv;
+	struct evbuffer		*tmp = w->w_scratch;
+	struct curl_slist	*list = NULL;
+	struct sign_headers	 sh;
+	char			 conn[512];
+	int			 has_accept = 0, has_ctype = 0, rc = -1;
+
+	memset(&sh, 0, sizeof(sh));
+	in = evhttp_request_get_input_headers(req->req_http);
+	conn[0] = '\0';
+	TAILQ_FOREACH(kv, in, next) {
+		if (strcasecmp(kv->key, "Connection") == 0)
+			snprintf(conn + strlen(conn), sizeof(conn) -
+			    strlen(conn), ",%s", kv->value);
+	}
+	TAILQ_FOREACH(kv, in, next) {
+		if (filter_request_header(kv->key, conn) == FILTER_DROP)
+			continue;
+		if (strcasecmp(kv->key, "Accept") == 0)
+			has_accept = 1;
+		else if (strcasecmp(kv->key, "Content-Type") == 0)
+			has_ctype = 1;
+		if (upstream_header_add(&list, tmp, kv->key, kv->value) == -1)
+			goto done;
+	}
+	if ((!has_accept &&
+	    upstream_header_add(&list, tmp, "Accept", NULL) == -1) ||
+	    (body_mode && !has_ctype &&
+	    upstream_header_add(&list, tmp, "Content-Type", NULL) == -1) ||
+	    upstream_header_add(&list, tmp, "Expect", NULL) == -1 ||
+	    upstream_header_add(&list, tmp, "x-xdr-auth-id",
+	    tn->tn_key_id) == -1)
+		goto done;
+	if (tn->tn_key_type == KEY_STANDARD) {
+		if (upstream_header_add(&list, tmp, "Authorization",
+		    tn->tn_key->k_data) == -1)
+			goto done;
+	} else {
+		if (sign_advanced(&w->w_signer, tn->tn_key,
+		    (uint64_t)req->req_start_wall_ms, &sh) == -1 ||
+		    upstream_header_add(&list, tmp, "x-xdr-nonce",
+		    sh.sh_nonce) == -1 ||
+		    upstream_header_add(&list, tmp, "x-xdr-timestamp",
+		    sh.sh_timestamp) == -1 ||
+		    upstream_header_add(&list, tmp, "Authorization",
+		    sh.sh_hash) == -1)
+			goto done;
+	}
+	*out = list;
+	list = NULL;
+	rc = 0;
+done:
+	OPENSSL_cleanse(&sh, sizeof(sh));
+	upstream_headers_free(list);
+	return rc;
+}
+
+static CURL *
+upstream_easy_get(struct worker *w)
+{
+	if (w->w_easy_npool > 0)
+		return w->w_easy_pool[--w->w_easy_npool];
+	return curl_easy_init();
+}
+
+static void
+upstream_easy_put(struct worker *w, CURL *easy)
+{
+	size_t	 max = sizeof(w->w_easy_pool) / sizeof(w->w_easy_pool[0]);
+
+	if (w->w_easy_npool == max) {
+		curl_easy_cleanup(easy);
+		return;
+	}
+	/* Keeps the handle's caches; every option goes back to default. */
+	curl_easy_reset(easy);
+	w->w_easy_pool[w->w_easy_npool++] = easy;
+}
+
+/*
+ * Start the request to the tenant. has_body says whether the client framed
+ * a body (Content-Length or chunked); evhttp has read it whole.
+ */
+int
+upstream_start(struct request *req, int has_body, char **cause)
+{
+	struct worker		*w = req->req_worker;
+	struct tenant		*tn = req->req_tenant;
+	struct config		*cf = w->w_conf;
+	struct evbuffer		*body, *tmp = w->w_scratch;
+	enum evhttp_cmd_type	 cmd;
+	CURL			*easy;
+	size_t			 len;
+	int			 body_mode;
+
+	*cause = NULL;
+	cmd = evhttp_request_get_command(req->req_http);
+	body = evhttp_request_get_input_buffer(req->req_http);
+	/* POST always carries a body to the tenant, if only an empty one. */
+	body_mode = (has_body || cmd == EVHTTP_REQ_POST) &&
+	    cmd != EVHTTP_REQ_HEAD;
+	if ((easy = upstream_easy_get(w)) == NULL)
+		return -1;
+	req->req_easy = easy;
+	if (upstream_headers(req, body_mode, &req->req_headers) == -1)
+		return -1;
+
+	evbuffer_drain(tmp, evbuffer_get_length(tmp));
+	evbuffer_add_printf(tmp, "%s%s", tn->tn_base_url, req->req_uri);
+	evbuffer_add(tmp, "", 1);
+	len = evbuffer_get_length(tmp);
+	curl_easy_setopt(easy, CURLOPT_URL, evbuffer_pullup(tmp, -1));
+	evbuffer_drain(tmp, len);
+
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(easy, CURLOPT_SHARE, w->w_share);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->req_headers);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, upstream_header_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, upstream_write_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->req_curl_error);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	/* The path goes out byte for byte, dot segments and all. */
+	curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Bodies pass through as the tenant sent them (gzip, zip, ...). */
+	curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(easy, CURLOPT_SSLVERSION,
+	    (long)CURL_SSLVERSION_TLSv1_2);
+	if (tn->tn_ca_file != NULL)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, tn->tn_ca_file);
+	if (tn->tn_curl_connect_to != NULL)
+		curl_easy_setopt(easy, CURLOPT_CONNECT_TO,
+		    tn->tn_curl_connect_to);
+	/* No proxy from the environment: egress is configured, not inherited. */
+	curl_easy_setopt(easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, tn->tn_http2 ?
+	    (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)cf->cf_connect_timeout);
+	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)UPSTREAM_BUFFERSIZE);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+
+	if (body_mode) {
+		len = evbuffer_get_length(body);
+		curl_easy_setopt(easy, CURLOPT_POST, 1L);
+		if (cmd != EVHTTP_REQ_POST)
+			curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
+			    req->req_method);
+		/* The body lives as long as the request: send it in place. */
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)len);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, len > 0 ?
+		    (char *)evbuffer_pullup(body, -1) : "");
+	} else if (cmd == EVHTTP_REQ_HEAD)
+		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+	else if (cmd == EVHTTP_REQ_GET)
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	else
+		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->req_method);
+	if (curl_multi_add_handle(w->w_multi, easy) != CURLM_OK) {
+		*cause = strdup("libcurl refused the transfer");
+		return -1;
+	}
+	req->req_flags |= REQ_IN_MULTI;
+	return 0;
+}
+
+/* Take the request out of libcurl (cancelling it if still running). */
+void
+upstream_detach(struct request *req)
+{
+	struct worker	*w = req->req_worker;
+
+	if (req->req_flags & REQ_IN_MULTI) {
+		curl_multi_remove_handle(w->w_multi, req->req_easy);
+		req->req_flags &= ~REQ_IN_MULTI;
+	}
+	if (req->req_easy != NULL) {
+		upstream_easy_put(w, req->req_easy);
+		req->req_easy = NULL;
+	}
+	upstream_headers_free(req->req_headers);
+	req->req_headers = NULL;
+}
+
+/* Unpause after a slow client caught up; may call the write callback. */
+void
+upstream_resume(struct request *req)
+{
+	if ((req->req_flags & REQ_IN_MULTI) &&
+	    !(req->req_flags & REQ_UPSTREAM_DONE))
+		curl_easy_pause(req->req_easy, CURLPAUSE_CONT);
+}

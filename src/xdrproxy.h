@@ -1,0 +1,289 @@
+/*
+ * xdrproxy.h: structures and prototypes shared by every part of xdrproxy,
+ * a local proxy that signs requests to the Cortex XDR public API.
+ */
+#ifndef XDRPROXY_H
+#define XDRPROXY_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#define XDRPROXY_NAME		"xdrproxy"
+
+/* Advanced-key signing: 64-character nonce, hex SHA-256. */
+#define SIGN_NONCE_LEN		64
+#define SIGN_HASH_HEX_LEN	64
+#define SIGN_TS_MAX		24	/* decimal ms since epoch, with NUL */
+
+#define REQUEST_ID_LEN		16
+
+/* log.c */
+void	 log_init(int verbosity);
+void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 fatal(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	 fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	 log_escape(char *, size_t, const char *, size_t);
+
+/* json.c */
+struct evbuffer;
+void	 json_add_string(struct evbuffer *, const char *, size_t);
+void	 json_add_cstring(struct evbuffer *, const char *);
+
+/* keystore.c */
+struct key {
+	char		*k_data;	/* secure heap; wiped on free */
+	size_t		 k_len;
+};
+int	 keystore_init(void);
+void	 keystore_shutdown(void);
+int	 keystore_load(const char *, struct key **, char **);
+void	 keystore_free(struct key *);
+
+/* config.c */
+enum key_type {
+	KEY_ADVANCED,
+	KEY_STANDARD
+};
+
+struct listen_addr {
+	TAILQ_ENTRY(listen_addr) la_entry;
+	int			 la_line;
+	int			 la_unix;
+	struct sockaddr_storage	 la_ss;
+	socklen_t		 la_sslen;
+	char			 la_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char			 la_text[128];	/* as written, for messages */
+};
+TAILQ_HEAD(listen_addrs, listen_addr);
+
+struct strlist {
+	char			**sl_v;
+	size_t			  sl_n;
+};
+
+struct tenant {
+	TAILQ_ENTRY(tenant)	 tn_entry;
+	char			*tn_name;
+	int			 tn_line;	/* of the section header */
+	char			*tn_fqdn;
+	char			*tn_host;	/* api-<fqdn> */
+	char			*tn_base_url;	/* https://api-<fqdn> */
+	char			*tn_key_id;
+	char			*tn_key_file;
+	int			 tn_key_file_line;
+	enum key_type		 tn_key_type;
+	char			*tn_ca_file;
+	char			*tn_connect_to;	/* "api-<fqdn>:443:host:port" */
+	int			 tn_http2;
+	struct listen_addrs	 tn_listens;
+	struct strlist		 tn_server_names;
+	struct strlist		 tn_allow_paths;
+	struct key		*tn_key;	/* filled by keystore_load */
+	struct curl_slist	*tn_curl_connect_to;	/* upstream.c */
+	int			 tn_seen[32];	/* line of each key, 0 if unset */
+};
+TAILQ_HEAD(tenants, tenant);
+
+struct config {
+	char			*cf_file;
+	char			*cf_audit_log;
+	int			 cf_audit_log_line;
+	size_t			 cf_max_body;
+	size_t			 cf_max_headers;
+	unsigned int		 cf_client_timeout;	/* ms */
+	unsigned int		 cf_connect_timeout;	/* ms */
+	unsigned int		 cf_upstream_timeout;	/* ms */
+	unsigned int		 cf_shutdown_timeout;	/* ms */
+	long			 cf_max_connections;	/* per tenant host */
+	long			 cf_idle_connections;	/* pool size */
+	struct tenants		 cf_tenants;
+	int			 cf_seen[32];
+};
+
+struct config	*config_load(const char *, char **);
+void		 config_free(struct config *);
+int		 config_parse_size(const char *, size_t *);
+int		 config_parse_duration(const char *, unsigned int *);
+int		 config_parse_listen(const char *, struct listen_addr *,
+		    char **);
+
+/* sign.c */
+struct signer {
+	void		*sg_md;		/* EVP_MD, fetched once */
+	void		*sg_ctx;	/* EVP_MD_CTX, reused */
+	unsigned char	 sg_pool[1024];	/* RAND_bytes drawn in batches */
+	size_t		 sg_pool_pos;
+};
+
+struct sign_headers {
+	char		 sh_nonce[SIGN_NONCE_LEN + 1];
+	char		 sh_timestamp[SIGN_TS_MAX];
+	char		 sh_hash[SIGN_HASH_HEX_LEN + 1];
+};
+
+int	 sign_init(struct signer *);
+void	 sign_free(struct signer *);
+int	 sign_nonce_char(unsigned char);
+int	 sign_nonce(struct signer *, char *);
+int	 sign_hash(struct signer *, const char *, size_t, const char *,
+	    const char *, char *);
+int	 sign_advanced(struct signer *, const struct key *, uint64_t,
+	    struct sign_headers *);
+int	 sign_random(struct signer *, void *, size_t);
+
+/* filter.c */
+enum filter_verdict {
+	FILTER_PASS,
+	FILTER_DROP
+};
+int	 filter_framing(const struct evkeyvalq *, int *, const char **);
+int	 filter_browser(const struct evkeyvalq *, const char **);
+int	 filter_host_name(const char *, char *, size_t);
+int	 filter_host_allowed(const char *, const char *const *, size_t);
+int	 filter_uri(const char *, const struct strlist *, int *,
+	    const char **);
+enum filter_verdict
+	 filter_request_header(const char *, const char *);
+enum filter_verdict
+	 filter_response_header(const char *, const char *);
+int	 filter_token_listed(const char *, const char *);
+
+/* audit.c */
+enum outcome {
+	OUTCOME_OK,
+	OUTCOME_UPSTREAM_ERROR,
+	OUTCOME_PROXY_ERROR,
+	OUTCOME_CLIENT_ABORTED
+};
+struct request;
+int	 audit_open(const char *, char **);
+int	 audit_reopen(char **);
+void	 audit_close(void);
+void	 audit_format(struct evbuffer *, const struct request *);
+int	 audit_write(const struct request *);
+const char *audit_outcome_name(enum outcome);
+
+/* server.c */
+struct worker;
+struct listener {
+	TAILQ_ENTRY(listener)	 ln_entry;
+	struct worker		*ln_worker;
+	struct tenant		*ln_tenant;
+	struct listen_addr	*ln_addr;
+	struct evhttp		*ln_http;
+	struct evhttp_bound_socket *ln_bound;
+	char			 ln_bound_name[64];	/* numeric host */
+	int			 ln_wildcard;
+	const char		**ln_names;	/* Host names accepted */
+	size_t			 ln_nnames;
+};
+TAILQ_HEAD(listeners, listener);
+
+int	 server_start(struct worker *, struct config *, char **);
+void	 server_stop_accepting(struct worker *);
+void	 server_free(struct worker *);
+int	 server_local_name(struct evhttp_connection *, char *, size_t);
+
+/* proxy.c */
+#define REQ_REPLY_STARTED	0x0001	/* status line sent to the client */
+#define REQ_CLIENT_GONE		0x0002	/* client connection closed */
+#define REQ_IN_MULTI		0x0004	/* easy handle added to the multi */
+#define REQ_UPSTREAM_DONE	0x0008	/* libcurl reported the end */
+#define REQ_PAUSED		0x0010	/* transfer paused for a slow client */
+#define REQ_FINISHING		0x0020	/* queued for request_end */
+#define REQ_TIMED_OUT		0x0040	/* no upstream progress in time */
+#define REQ_CLOSE		0x0080	/* close the client connection after */
+#define REQ_HEADERS_DONE	0x0100	/* final upstream header block read */
+
+struct request {
+	TAILQ_ENTRY(request)	 req_entry;	/* worker's live requests */
+	TAILQ_ENTRY(request)	 req_done_entry;	/* to be ended */
+	struct worker		*req_worker;
+	struct listener		*req_listener;
+	struct tenant		*req_tenant;
+	struct evhttp_request	*req_http;	/* NULL once handed back */
+	struct evhttp_connection *req_conn;	/* NULL once the client left */
+	CURL			*req_easy;
+	struct curl_slist	*req_headers;
+	struct event		*req_timer;	/* upstream idle timeout */
+	const char		*req_method;
+	const char		*req_uri;	/* owned by req_http */
+	size_t			 req_path_len;	/* bytes before '?' */
+	char			 req_id[REQUEST_ID_LEN + 1];
+	char			 req_client[64];
+	uint64_t		 req_start_wall_ms;
+	uint64_t		 req_start_mono_us;
+	uint64_t		 req_end_mono_us;
+	uint64_t		 req_last_activity_us;
+	uint64_t		 req_bytes_in;
+	uint64_t		 req_bytes_out;
+	int			 req_status;	/* sent to the client */
+	int			 req_flags;
+	enum outcome		 req_outcome;
+	const char		*req_error;	/* error code, NULL when ok */
+	char			 req_message[256];	/* error detail */
+	CURLcode		 req_curl_result;
+	char			 req_curl_error[CURL_ERROR_SIZE];
+	char			 req_reason[64];	/* upstream reason phrase */
+	char			 req_conn_tokens[128];	/* its Connection */
+	int			 req_upstream_status;
+};
+TAILQ_HEAD(requests, request);
+
+void	 proxy_handle(struct evhttp_request *, void *);
+void	 proxy_reap(evutil_socket_t, short, void *);
+void	 proxy_fail(struct request *, int, const char *, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
+void	 proxy_finish(struct request *);
+void	 proxy_end_all(struct worker *, int, const char *);
+size_t	 proxy_upstream_header(struct request *, const char *, size_t);
+size_t	 proxy_upstream_data(struct request *, const char *, size_t);
+void	 proxy_upstream_done(struct request *, CURLcode);
+uint64_t proxy_now_us(void);
+
+/* upstream.c */
+int	 upstream_init(struct worker *, struct config *, char **);
+void	 upstream_free(struct worker *);
+int	 upstream_start(struct request *, int, char **);
+void	 upstream_detach(struct request *);
+void	 upstream_resume(struct request *);
+
+/* main.c: one event loop with its listeners, libcurl multi and requests */
+struct worker {
+	struct config		*w_conf;
+	struct event_base	*w_base;
+	struct listeners	 w_listeners;
+	CURLM			*w_multi;
+	CURLSH			*w_share;
+	struct event		*w_curl_timer;
+	CURL			*w_easy_pool[64];	/* reusable handles */
+	size_t			 w_easy_npool;
+	struct event		*w_reaper;	/* ends finished requests */
+	struct requests		 w_live;
+	struct requests		 w_done;
+	size_t			 w_nlive;
+	struct signer		 w_signer;
+	struct evbuffer		*w_scratch;	/* chunk staging */
+	struct event		*w_shutdown_timer;
+	int			 w_draining;
+	uint32_t		 w_id_prefix;
+	uint64_t		 w_id_counter;
+};
+
+void	 worker_request_done(struct worker *);
+
+#endif /* XDRPROXY_H */
