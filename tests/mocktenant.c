@@ -13,8 +13,29 @@
  * canned reply.
  *
  * mocktenant --generate N writes the first N bytes of the deterministic
- * stream pattern (see pattern_next) to stdout, so tests can compare what
+ * stream pattern (see PATTERN_SEED) to stdout, so tests can compare what
  * went through the proxy with what the mock sent.
+ *
+ * Request headers, looked at once auth has passed (first that applies):
+ *	X-Mock-Delay-Ms: N	wait N ms first (then the rest applies)
+ *	X-Mock-Close: 1		drop the connection, no response
+ *	X-Mock-Status: N	status N, body X-Mock-Body or a vendor error
+ *	X-Mock-Stream: N	N pattern bytes; X-Mock-Chunked: 1 for chunked,
+ *				X-Mock-Stall-After: M to stop after M bytes
+ *	X-Mock-File: NAME	bytes of --files DIR/NAME, with
+ *				X-Mock-Content-Type, X-Mock-Content-Encoding
+ *	(get_incidents path)	canned reply, unless X-Mock-Echo is present
+ *	(anything else)		JSON echo of the request
+ *	X-Mock-Header: N: v	extra response header (repeatable)
+ * Every response carries X-Mock-Conn: K, the connection's number.
+ *
+ * Log lines (--log), in this key order, no spaces:
+ *	{"event":"connection","conn":K}		at a connection's first request
+ *	{"event":"request","conn":K,"method":..,"uri":..,"auth":..,
+ *	    "auth_id":..,"nonce":..,"timestamp":..,"headers":[[..,..],..],
+ *	    "body_len":N,"body_sha256":".."}
+ *	{"event":"stream_done","uri":..,"bytes_sent":N}
+ *	{"event":"aborted","uri":..,"bytes_sent":K}	peer left first
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -859,10 +880,15 @@ file_load(const char *path, struct evbuffer *b)
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		saved = S_ISREG(st.st_mode) ? errno : ENOENT;
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
 		close(fd);
 		errno = saved;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = ENOENT;
 		return -1;
 	}
 	for (;;) {

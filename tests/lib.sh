@@ -1,0 +1,237 @@
+# tests/lib.sh: shared by the integration tests (sourced, bash). Starts the
+# TLS mock tenant and xdrproxy on ports chosen at run time, waits for them by
+# polling, talks to them with real curl and checks what a user would see.
+# A test calls pass/fail/skip helpers and ends with `finish`.
+
+set -u
+
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+XDRPROXY="$top_builddir/src/xdrproxy"
+MOCK="$top_builddir/tests/mocktenant"
+TEST_NAME=$(basename "$0" .sh)
+T=$(mktemp -d "${TMPDIR:-/tmp}/xdrproxy-$TEST_NAME.XXXXXX")
+FQDN=acme.xdr.test
+API_HOST=api-$FQDN
+KEY_ID=42
+API_KEY='Tk3yAdv4nced0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV'
+FAILURES=0
+CHECKS=0
+PIDS=()
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	if [ "$FAILURES" -ne 0 ] || [ -n "${KEEP_TMP:-}" ]; then
+		echo "# files kept in $T"
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+
+# ok/not ok lines, TAP-like, for the test's log.
+pass() { CHECKS=$((CHECKS + 1)); echo "ok $CHECKS - $*"; }
+fail() {
+	CHECKS=$((CHECKS + 1))
+	FAILURES=$((FAILURES + 1))
+	echo "not ok $CHECKS - $*"
+}
+skip_all() { echo "SKIP: $*"; trap - EXIT; rm -rf "$T"; exit 77; }
+finish() {
+	echo "# $TEST_NAME: $CHECKS checks, $FAILURES failed"
+	[ "$FAILURES" -eq 0 ] && exit 0
+	exit 1
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+	if [ "$2" = "$3" ]; then pass "$1"
+	else fail "$1: got '$2', want '$3'"; fi
+}
+# expect_match WHAT STRING EXTENDED-REGEX
+expect_match() {
+	if printf '%s' "$2" | grep -Eq -- "$3"; then pass "$1"
+	else fail "$1: '$2' does not match /$3/"; fi
+}
+# expect_no_match WHAT STRING EXTENDED-REGEX
+expect_no_match() {
+	if printf '%s' "$2" | grep -Eq -- "$3"; then fail "$1: '$2' matches /$3/"
+	else pass "$1"; fi
+}
+
+# wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds.
+wait_for() {
+	local deadline=$(( $(date +%s) + $1 ))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.05
+	done
+	return 0
+}
+
+# A throwaway CA with a server certificate for $API_HOST, a second CA that
+# signed nothing we serve, and a certificate for the wrong name.
+make_pki() {
+	local d=$T/pki
+	mkdir -p "$d"
+	(
+		cd "$d" || exit 1
+		for ca in ca otherca; do
+			openssl ecparam -name prime256v1 -genkey -noout \
+			    -out $ca.key
+			openssl req -x509 -new -key $ca.key -days 2 \
+			    -subj "/CN=xdrproxy test $ca" -out $ca.pem
+		done
+		for name in "$API_HOST" wrong.example; do
+			openssl ecparam -name prime256v1 -genkey -noout \
+			    -out "$name.key"
+			openssl req -new -key "$name.key" -subj "/CN=$name" \
+			    -out "$name.csr"
+			printf 'subjectAltName=DNS:%s\n' "$name" > "$name.ext"
+			openssl x509 -req -in "$name.csr" -CA ca.pem \
+			    -CAkey ca.key -CAcreateserial -days 2 \
+			    -extfile "$name.ext" -out "$name.pem"
+		done
+	) > "$d/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$d/openssl.log"; exit 99; }
+	CA=$d/ca.pem
+	OTHER_CA=$d/otherca.pem
+	printf '%s\n' "$API_KEY" > "$T/api.key"
+	chmod 600 "$T/api.key"
+}
+
+# start_mock [NAME] [mocktenant options...]: sets MOCK_PORT, MOCK_LOG.
+start_mock() {
+	local name=mock cert=$T/pki/$API_HOST
+	if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then name=$1; shift; fi
+	[ -n "${MOCK_CERT:-}" ] && cert=$MOCK_CERT
+	mkdir -p "$T/files"
+	rm -f "$T/$name.port"
+	"$MOCK" --listen 127.0.0.1:0 --cert "$cert.pem" --key "$cert.key" \
+	    --key-id "$KEY_ID" --key-file "$T/api.key" \
+	    --port-file "$T/$name.port" --log "$T/$name.jsonl" \
+	    --files "$T/files" "$@" 2> "$T/$name.err" &
+	PIDS+=($!)
+	MOCK_PID=$!
+	if ! wait_for 20 test -s "$T/$name.port"; then
+		echo "mock tenant did not start:"; cat "$T/$name.err"; exit 99
+	fi
+	MOCK_PORT=$(cat "$T/$name.port")
+	MOCK_LOG=$T/$name.jsonl
+	touch "$MOCK_LOG"
+}
+
+# write_config [EXTRA-TENANT-LINES] [EXTRA-PROXY-LINES]: $T/xdrproxy.conf
+# for tenant acme in front of the mock.
+write_config() {
+	cat > "$T/xdrproxy.conf" <<EOF
+[proxy]
+audit_log = $T/audit.jsonl
+${2:-}
+
+[tenant acme]
+listen     = 127.0.0.1:0
+fqdn       = $FQDN
+key_id     = $KEY_ID
+key_file   = $T/api.key
+ca_file    = ${PROXY_CA:-$CA}
+connect_to = 127.0.0.1:${MOCK_PORT:-1}
+${1:-}
+EOF
+}
+
+# start_proxy [CONFIG]: runs xdrproxy, waits for its listener, sets
+# PROXY_PORT (first TCP listener), PROXY_PID, PROXY_LOG.
+start_proxy() {
+	local conf=${1:-$T/xdrproxy.conf}
+	PROXY_LOG=$T/proxy.log
+	: > "$PROXY_LOG"
+	"$XDRPROXY" -c "$conf" 2> "$PROXY_LOG" &
+	PROXY_PID=$!
+	PIDS+=($PROXY_PID)
+	if ! wait_for 20 grep -q ' running$' "$PROXY_LOG"; then
+		echo "xdrproxy did not start:"; cat "$PROXY_LOG"; exit 99
+	fi
+	PROXY_PORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' \
+	    "$PROXY_LOG" | head -n 1)
+	URL=http://127.0.0.1:$PROXY_PORT
+}
+
+# sanitizer_clean FILE: no AddressSanitizer/UBSan/LeakSanitizer report.
+sanitizer_clean() {
+	! grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$1"
+}
+
+# stop_proxy: SIGTERM, which must exit 0 with no sanitizer report.
+stop_proxy() {
+	local rc
+	kill -TERM "$PROXY_PID"
+	wait "$PROXY_PID"
+	rc=$?
+	expect_eq "xdrproxy exits 0 on SIGTERM" "$rc" 0
+	if sanitizer_clean "$PROXY_LOG"; then
+		pass "no sanitizer report from xdrproxy"
+	else
+		fail "sanitizer report from xdrproxy:"
+		sed 's/^/# /' "$PROXY_LOG"
+	fi
+}
+
+# px [curl options...] PATH: curl to the proxy; prints the body.
+px() {
+	local path=${*: -1}
+	curl -sS --max-time 60 "${@:1:$#-1}" "$URL$path"
+}
+
+# mock_requests: number of requests the mock tenant received.
+mock_requests() { grep -c '"event":"request"' "$MOCK_LOG"; }
+
+# last_audit: the last audit record.
+last_audit() { tail -n 1 "$T/audit.jsonl"; }
+
+# audit_count: number of audit records.
+audit_count() { [ -f "$T/audit.jsonl" ] && wc -l < "$T/audit.jsonl" || echo 0; }
+
+# json_str JSON KEY: the string value of KEY in a flat JSON object line.
+json_str() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"; }
+# json_num JSON KEY: the number (or null) value of KEY.
+json_num() { printf '%s' "$1" | sed -n "s/.*\"$2\":\\([0-9.-]*\\|null\\)[,}].*/\\1/p"; }
+
+# expect_proxy_error WHAT STATUS CODE CURL-OUTPUT-FILE: a JSON error from
+# the proxy itself, with its header.
+expect_proxy_error() {
+	local what=$1 status=$2 code=$3 out=$4 body hdr
+	hdr=$(sed -n '1,/^\r$/p' "$out")
+	body=$(sed '1,/^\r$/d' "$out")
+	expect_match "$what: status" "$(head -n 1 "$out")" "^HTTP/1\\.[01] $status "
+	expect_match "$what: x-xdrproxy-error header" "$hdr" \
+	    "x-xdrproxy-error: $code"$'\r'
+	expect_match "$what: JSON body" "$body" \
+	    "^\\{\"error\":\"$code\",\"message\":\"[^\"]+\",\"request_id\":\"[0-9a-f]{16}\"\\}\$"
+	expect_match "$what: Content-Type" "$hdr" \
+	    "Content-Type: application/json"
+}
+
+# raw_request HOST-PORT: send stdin as raw bytes, print the whole answer
+# (until the proxy closes, or 5 s).
+raw_request() {
+	local port=$1
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	cat >&3
+	timeout 5 cat <&3
+	exec 3<&-
+}
+
+# rss_kb PID: peak resident set (VmHWM) in KiB.
+hwm_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+
+[ -x "$XDRPROXY" ] || { echo "missing $XDRPROXY: run make first"; exit 99; }
+[ -x "$MOCK" ] || { echo "missing $MOCK: run make first"; exit 99; }
+command -v curl >/dev/null || { echo "curl is required"; exit 99; }
+command -v openssl >/dev/null || { echo "openssl is required"; exit 99; }
