@@ -93,29 +93,50 @@ main_open_audit(struct config *cf, char **cause)
 	return -1;
 }
 
-/* Called when a request is freed: finish a graceful shutdown. */
+/* Called as requests end and replies are written: finish a shutdown. */
 void
 worker_request_done(struct worker *w)
 {
-	if (w->w_draining && w->w_nlive == 0)
+	if (w->w_draining && w->w_nlive == 0 && w->w_nflushing == 0)
 		event_base_loopbreak(w->w_base);
 }
 
+static void
+main_arm_deadline(struct worker *w, unsigned int ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(w->w_shutdown_timer, &tv);
+}
+
+/*
+ * shutdown_timeout passed: end what is still running with 503 and give the
+ * replies a second to be written; the second time, stop regardless (a
+ * client that stopped reading cannot hold the exit).
+ */
 static void
 main_shutdown_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
 
-	log_warnx("shutdown: %zu requests still running after "
-	    "shutdown_timeout; ending them", w->w_nlive);
+	if (w->w_draining == 2) {
+		event_base_loopbreak(w->w_base);
+		return;
+	}
+	if (w->w_nlive > 0)
+		log_warnx("shutdown: ending %zu requests still running",
+		    w->w_nlive);
+	w->w_draining = 2;
 	proxy_end_all(w, 503, "shutting_down");
+	main_arm_deadline(w, 1000);
 }
 
 static void
 main_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker	*w = arg;
-	struct timeval	 tv;
 	char		*cause;
 
 	if (sig == SIGHUP) {
@@ -128,21 +149,20 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (w->w_draining) {
-		log_info("second signal: ending %zu requests now", w->w_nlive);
-		proxy_end_all(w, 503, "shutting_down");
+		if (w->w_draining == 1) {
+			log_info("second signal: ending %zu requests now",
+			    w->w_nlive);
+			evtimer_del(w->w_shutdown_timer);
+			main_shutdown_deadline(-1, 0, w);
+		}
 		return;
 	}
 	log_info("%s: shutting down, %zu requests in flight",
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT", w->w_nlive);
 	w->w_draining = 1;
 	server_stop_accepting(w);
-	if (w->w_nlive == 0) {
-		event_base_loopbreak(w->w_base);
-		return;
-	}
-	tv.tv_sec = w->w_conf->cf_shutdown_timeout / 1000;
-	tv.tv_usec = (w->w_conf->cf_shutdown_timeout % 1000) * 1000;
-	evtimer_add(w->w_shutdown_timer, &tv);
+	main_arm_deadline(w, w->w_conf->cf_shutdown_timeout);
+	worker_request_done(w);
 }
 
 static int

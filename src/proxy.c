@@ -249,12 +249,26 @@ proxy_unwatch_client(struct request *req)
 	evhttp_connection_set_timeout_tv(req->req_conn, &tv);
 }
 
+/* The JSON error body, in the worker's scratch buffer. */
+static void
+proxy_error_body(struct request *req)
+{
+	struct evbuffer	*body = req->req_worker->w_scratch;
+
+	evbuffer_drain(body, evbuffer_get_length(body));
+	evbuffer_add_printf(body, "{\"error\":\"%s\",\"message\":",
+	    req->req_error);
+	json_add_cstring(body, req->req_message);
+	evbuffer_add_printf(body, ",\"request_id\":\"%s\"}", req->req_id);
+	req->req_bytes_out = evbuffer_get_length(body);
+}
+
+/* Answer with the error body built by proxy_error_body(). */
 static void
 proxy_send_error(struct request *req)
 {
-	struct worker		*w = req->req_worker;
+	struct evbuffer		*body = req->req_worker->w_scratch;
 	struct evkeyvalq	*out;
-	struct evbuffer		*body = w->w_scratch;
 
 	out = evhttp_request_get_output_headers(req->req_http);
 	evhttp_clear_headers(out);
@@ -263,12 +277,6 @@ proxy_send_error(struct request *req)
 	evhttp_add_header(out, "x-xdrproxy-request-id", req->req_id);
 	if (req->req_flags & REQ_CLOSE)
 		evhttp_add_header(out, "Connection", "close");
-	evbuffer_drain(body, evbuffer_get_length(body));
-	evbuffer_add_printf(body, "{\"error\":\"%s\",\"message\":",
-	    req->req_error);
-	json_add_cstring(body, req->req_message);
-	evbuffer_add_printf(body, ",\"request_id\":\"%s\"}", req->req_id);
-	req->req_bytes_out = evbuffer_get_length(body);
 	evhttp_send_reply(req->req_http, req->req_status, NULL, body);
 	evbuffer_drain(body, evbuffer_get_length(body));
 }
@@ -281,10 +289,7 @@ proxy_send_error(struct request *req)
 static void
 proxy_abort_client(struct request *req)
 {
-	evhttp_connection_set_closecb(req->req_conn, NULL, NULL);
 	evhttp_connection_free(req->req_conn);
-	req->req_conn = NULL;
-	req->req_http = NULL;
 }
 
 static void
@@ -302,52 +307,97 @@ proxy_log_end(const struct request *req)
 	    req->req_message[0] != '\0' ? ": " : "", req->req_message);
 }
 
-/* Hand the request back to evhttp, audit it and free it. */
+/* evhttp wrote a reply completely (not called if the client left first). */
+static void
+proxy_reply_flushed(struct evhttp_request *http, void *arg)
+{
+	struct worker	*w = arg;
+
+	w->w_nflushing--;
+	worker_request_done(w);
+}
+
+/* How request_end() hands the request back to evhttp. */
+enum request_release {
+	RELEASE_DETACHED,	/* client gone: free the detached request */
+	RELEASE_ERROR,		/* send the JSON error */
+	RELEASE_ABORT,		/* response under way: cut the connection */
+	RELEASE_END		/* response complete: end it */
+};
+
+/*
+ * Settle the outcome, audit it, then hand the request back to evhttp and
+ * free it. The audit record comes first: it reads the request line, which
+ * evhttp frees with the request.
+ */
 static void
 request_end(struct request *req)
 {
+	enum request_release	 how;
+
 	upstream_detach(req);
 	evtimer_del(req->req_timer);
 	req->req_end_mono_us = proxy_now_us();
 
 	if (req->req_flags & REQ_CLIENT_GONE) {
+		how = RELEASE_DETACHED;
 		req->req_outcome = OUTCOME_CLIENT_ABORTED;
 		if (!(req->req_flags & REQ_REPLY_STARTED))
 			req->req_status = 499;
 		req->req_error = "client_closed";
 		snprintf(req->req_message, sizeof(req->req_message),
 		    "the client closed the connection");
-		/* Frees the detached request. */
-		evhttp_send_reply_end(req->req_http);
-		req->req_http = NULL;
 	} else if (req->req_error != NULL) {
-		proxy_unwatch_client(req);
-		evhttp_connection_set_closecb(req->req_conn, NULL, NULL);
 		if (req->req_flags & REQ_REPLY_STARTED) {
+			how = RELEASE_ABORT;
 			req->req_status = req->req_upstream_status;
-			proxy_abort_client(req);
 		} else
-			proxy_send_error(req);
+			how = RELEASE_ERROR;
 	} else if (req->req_flags & REQ_REPLY_STARTED) {
-		proxy_unwatch_client(req);
-		evhttp_connection_set_closecb(req->req_conn, NULL, NULL);
+		how = RELEASE_END;
 		req->req_outcome = OUTCOME_OK;
-		evhttp_send_reply_end(req->req_http);
 	} else {
 		/* libcurl finished without a header block: cannot happen. */
-		proxy_unwatch_client(req);
-		evhttp_connection_set_closecb(req->req_conn, NULL, NULL);
+		how = RELEASE_ERROR;
 		req->req_error = "upstream_error";
 		req->req_status = 502;
 		req->req_outcome = OUTCOME_UPSTREAM_ERROR;
 		snprintf(req->req_message, sizeof(req->req_message),
 		    "the tenant sent no response");
-		proxy_send_error(req);
 	}
-	req->req_http = NULL;
+	if (how == RELEASE_ERROR)
+		proxy_error_body(req);
+
 	if (audit_write(req) == -1)
 		log_warn("request %s: audit record not written", req->req_id);
 	proxy_log_end(req);
+
+	if (how != RELEASE_DETACHED) {
+		evhttp_connection_set_closecb(req->req_conn, NULL, NULL);
+		proxy_unwatch_client(req);
+	}
+	if (how == RELEASE_ERROR || how == RELEASE_END) {
+		/* A graceful shutdown waits for the reply to be written. */
+		req->req_worker->w_nflushing++;
+		evhttp_request_set_on_complete_cb(req->req_http,
+		    proxy_reply_flushed, req->req_worker);
+	}
+	switch (how) {
+	case RELEASE_DETACHED:
+		evhttp_send_reply_end(req->req_http);
+		break;
+	case RELEASE_ERROR:
+		proxy_send_error(req);
+		break;
+	case RELEASE_ABORT:
+		proxy_abort_client(req);
+		break;
+	case RELEASE_END:
+		evhttp_send_reply_end(req->req_http);
+		break;
+	}
+	req->req_http = NULL;
+	req->req_conn = NULL;
 	request_free(req);
 }
 

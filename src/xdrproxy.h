@@ -276,10 +276,11 @@ struct worker {
 	struct requests		 w_live;
 	struct requests		 w_done;
 	size_t			 w_nlive;
+	size_t			 w_nflushing;	/* replies being written */
 	struct signer		 w_signer;
 	struct evbuffer		*w_scratch;	/* chunk staging */
 	struct event		*w_shutdown_timer;
-	int			 w_draining;
+	int			 w_draining;	/* 1 stopping, 2 deadline passed */
 	uint32_t		 w_id_prefix;
 	uint64_t		 w_id_counter;
 };

@@ -44,6 +44,22 @@ fail() {
 }
 skip_all() { echo "SKIP: $*"; trap - EXIT; rm -rf "$T"; exit 77; }
 finish() {
+	local pid f
+	# Stop what is still running; sanitizer reports fail the test.
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	PIDS=()
+	for f in "$T"/*.err "$T"/proxy*.log; do
+		[ -f "$f" ] || continue
+		if ! sanitizer_clean "$f"; then
+			fail "sanitizer report in $(basename "$f"):"
+			sed 's/^/# /' "$f"
+		fi
+	done
 	echo "# $TEST_NAME: $CHECKS checks, $FAILURES failed"
 	[ "$FAILURES" -eq 0 ] && exit 0
 	exit 1

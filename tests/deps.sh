@@ -1,0 +1,33 @@
+#!/bin/sh
+# tests/deps.sh: install what xdrproxy needs to build, test and run its demo
+# on Debian 12, with apt-get, only if something is missing. Runs as root or
+# through sudo; never asks questions.
+set -eu
+
+PACKAGES="gcc make autoconf automake libtool pkg-config
+libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
+curl openssl ca-certificates gzip procps"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+	    grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "deps.sh: missing packages:$missing" >&2
+	echo "deps.sh: run as root, or install sudo" >&2
+	exit 1
+fi
+echo "deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,94 @@
+#!/bin/bash
+# t_audit.sh: the audit log, line by line, over a mix of outcomes; no
+# secret in it or in the log; SIGHUP reopens it after rotation.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+make_pki
+start_mock
+write_config "" "upstream_timeout = 1s"
+start_proxy
+
+# One request of each kind, in order.
+px -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"request_data":{}}' \
+    '/public_api/v1/incidents/get_incidents/?page=2&x=%22q%22'          # ok
+px -o /dev/null -X POST -d '{}' -H 'X-Mock-Status: 429' /public_api/v1/x/limited/  # tenant 429
+px -o /dev/null -H 'Origin: https://evil.example' /public_api/v1/x/      # refused
+px -o /dev/null -H 'X-Mock-Delay-Ms: 3000' /public_api/v1/x/slow/       # timeout
+curl -sS --max-time 0.4 -o /dev/null -H 'X-Mock-Delay-Ms: 5000' \
+    "$URL/public_api/v1/x/gone/" 2>/dev/null                             # client left
+head -c 100 /dev/zero > "$T/b"
+px -o /dev/null -X PUT --data-binary @"$T/b" /public_api/v1/x/put/      # ok, PUT
+wait_for 10 test "$(audit_count)" -ge 6
+expect_eq "one record per request" "$(audit_count)" 6
+
+rec() { sed -n "${1}p" "$T/audit.jsonl"; }
+ts='"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"'
+head='^\{'"$ts"',"request_id":"[0-9a-f]{16}","tenant":"acme","key_id":"42","client":"127\.0\.0\.1:[0-9]+",'
+expect_match "record 1: ok, with its query" "$(rec 1)" \
+    "$head"'"method":"POST","path":"/public_api/v1/incidents/get_incidents/","query":"page=2&x=%22q%22","status":200,"bytes_in":19,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"ok","error":null\}$'
+expect_match "record 2: the tenant's 429 relayed" "$(rec 2)" \
+    "$head"'"method":"POST","path":"/public_api/v1/x/limited/","query":"","status":429,"bytes_in":2,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"ok","error":null\}$'
+expect_match "record 3: refused" "$(rec 3)" \
+    "$head"'"method":"GET","path":"/public_api/v1/x/","query":"","status":403,"bytes_in":0,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"proxy_error","error":"browser_request_refused"\}$'
+expect_match "record 4: upstream timeout" "$(rec 4)" \
+    "$head"'"method":"GET","path":"/public_api/v1/x/slow/","query":"","status":504,"bytes_in":0,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"upstream_error","error":"upstream_timeout"\}$'
+expect_match "record 5: client aborted" "$(rec 5)" \
+    "$head"'"method":"GET","path":"/public_api/v1/x/gone/","query":"","status":499,"bytes_in":0,"bytes_out":0,"duration_ms":[0-9]+,"outcome":"client_aborted","error":"client_closed"\}$'
+expect_match "record 6: PUT with a body" "$(rec 6)" \
+    "$head"'"method":"PUT","path":"/public_api/v1/x/put/","query":"","status":200,"bytes_in":100,'
+d4=$(json_num "$(rec 4)" duration_ms)
+if [ "$d4" -ge 900 ] && [ "$d4" -lt 3000 ]; then pass "duration_ms of the timeout ($d4)"
+else fail "duration_ms of the timeout: $d4"; fi
+ids=$(sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p' "$T/audit.jsonl" | sort -u | wc -l)
+expect_eq "distinct request ids" "$ids" 6
+# The request id in the response header is the audited one.
+px -D "$T/h" -o /dev/null -X POST -d '{}' /public_api/v1/x/id/
+id=$(sed -n 's/^x-xdrproxy-request-id: \([0-9a-f]*\).*/\1/p' "$T/h")
+wait_for 5 test "$(audit_count)" -ge 7
+expect_eq "response header carries the audited request id" \
+    "$(json_str "$(last_audit)" request_id)" "$id"
+
+# Untrusted bytes stay valid JSON.
+printf 'GET /public_api/v1/x/%%22%%5C?q="\\\x01 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+    raw_request "$PROXY_PORT" > /dev/null
+wait_for 5 test "$(audit_count)" -ge 8
+expect_match "raw bytes escaped in the record" "$(last_audit)" \
+    '"path":"/public_api/v1/x/%22%5C","query":"q=\\"\\\\\\u0001"'
+
+# No secret anywhere: the key, and every Authorization value sent.
+for f in "$T/audit.jsonl" "$PROXY_LOG"; do
+	expect_no_match "key not in $(basename "$f")" "$(cat "$f")" "$API_KEY"
+	for h in $(sed -n 's/.*\["Authorization","\([^"]*\)"\].*/\1/p' "$MOCK_LOG"); do
+		if grep -q "$h" "$f"; then fail "Authorization value in $(basename "$f")"; fi
+	done
+	expect_no_match "no nonce in $(basename "$f")" "$(cat "$f")" \
+	    "$(json_str "$(grep '"event":"request"' "$MOCK_LOG" | head -n 1)" nonce)"
+done
+pass "no Authorization value in the audit log or the log"
+
+# Rotation: move the file away, SIGHUP, new records go to a new file.
+mv "$T/audit.jsonl" "$T/audit.jsonl.1"
+kill -HUP "$PROXY_PID"
+wait_for 5 grep -q 'SIGHUP: audit log reopened' "$PROXY_LOG"
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-rotation/
+wait_for 5 test -s "$T/audit.jsonl"
+expect_match "after SIGHUP: record in the new file" "$(cat "$T/audit.jsonl")" \
+    '"path":"/public_api/v1/x/after-rotation/"'
+expect_eq "after SIGHUP: old file untouched" "$(wc -l < "$T/audit.jsonl.1")" 8
+stop_proxy
+
+# audit_log = - writes records to standard output.
+sed "s|^audit_log = .*|audit_log = -|" "$T/xdrproxy.conf" > "$T/stdout.conf"
+"$XDRPROXY" -c "$T/stdout.conf" > "$T/stdout" 2> "$T/proxy2.log" &
+PROXY_PID=$!
+PIDS+=($PROXY_PID)
+PROXY_LOG=$T/proxy2.log
+wait_for 20 grep -q ' running$' "$PROXY_LOG"
+PROXY_PORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' "$PROXY_LOG")
+URL=http://127.0.0.1:$PROXY_PORT
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/stdout/
+wait_for 5 grep -q '"path":"/public_api/v1/x/stdout/"' "$T/stdout" ||
+    fail "audit_log = -: record not on standard output"
+pass "audit_log = -: record on standard output"
+stop_proxy
+finish

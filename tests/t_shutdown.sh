@@ -1,0 +1,57 @@
+#!/bin/bash
+# t_shutdown.sh: SIGTERM stops accepting, lets requests in flight finish
+# (up to shutdown_timeout, then 503), and exits 0.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+make_pki
+start_mock
+write_config "" "shutdown_timeout = 1s"
+start_proxy
+
+# A request in flight finishes after SIGTERM.
+curl -sS --max-time 30 -o "$T/slow" -w '%{http_code}' -H 'X-Mock-Delay-Ms: 600' \
+    "$URL/public_api/v1/x/inflight/" > "$T/code" &
+client=$!
+wait_for 10 grep -q '"uri":"/public_api/v1/x/inflight/"' "$MOCK_LOG"
+kill -TERM "$PROXY_PID"
+wait_for 5 grep -q 'SIGTERM: shutting down, 1 requests in flight' "$PROXY_LOG" ||
+    fail "shutdown not logged"
+code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$URL/public_api/v1/x/" 2>/dev/null)
+expect_eq "no new connections once shutting down" "$code" 000
+wait "$client"
+expect_eq "request in flight completed" "$(cat "$T/code")" 200
+wait "$PROXY_PID"
+expect_eq "exit 0 after draining" "$?" 0
+expect_match "in-flight request audited" "$(last_audit)" \
+    '"path":"/public_api/v1/x/inflight/".*"status":200,.*"outcome":"ok"'
+
+# One that takes longer than shutdown_timeout is ended with 503.
+start_proxy
+curl -sS --max-time 30 -i -H 'X-Mock-Delay-Ms: 20000' \
+    "$URL/public_api/v1/x/toolong/" > "$T/out" &
+client=$!
+wait_for 10 grep -q '"uri":"/public_api/v1/x/toolong/"' "$MOCK_LOG"
+kill -TERM "$PROXY_PID"
+wait "$client"
+expect_proxy_error "past shutdown_timeout" 503 shutting_down "$T/out"
+wait "$PROXY_PID"
+expect_eq "exit 0 after shutdown_timeout" "$?" 0
+expect_match "ended request audited" "$(last_audit)" \
+    '"path":"/public_api/v1/x/toolong/".*"status":503,.*"outcome":"proxy_error","error":"shutting_down"'
+if sanitizer_clean "$PROXY_LOG"; then pass "no sanitizer report"
+else fail "sanitizer report:"; sed 's/^/# /' "$PROXY_LOG"; fi
+
+# A second signal does not wait for shutdown_timeout.
+start_proxy
+curl -sS --max-time 30 -o /dev/null -H 'X-Mock-Delay-Ms: 20000' \
+    "$URL/public_api/v1/x/second/" 2>/dev/null &
+client=$!
+wait_for 10 grep -q '"uri":"/public_api/v1/x/second/"' "$MOCK_LOG"
+kill -TERM "$PROXY_PID"
+wait_for 5 grep -q 'SIGTERM: shutting down' "$PROXY_LOG"
+kill -INT "$PROXY_PID"
+wait "$PROXY_PID"
+expect_eq "second signal: exit 0" "$?" 0
+expect_match "second signal: logged" "$(cat "$PROXY_LOG")" 'second signal: ending 1 requests now'
+wait "$client"
+finish
