@@ -13,29 +13,15 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 tests/deps.sh
 
-# An in-tree build would block out-of-tree ones; clean it away.
-if [ -f config.status ]; then
-	make distclean >/dev/null 2>&1 || true
-fi
-autoreconf -fi
-
 run_build() {
 	dir=$1
 	shift
 	echo "=== $dir: configure $*"
 	rm -rf "$top/$dir"
-	mkdir -p "$top/$dir"
+	tests/build.sh "$dir" "$@"
 	cd "$top/$dir"
-	"$top/configure" -q "$@"
-	make -j"$jobs"
 	if ! make -j"$jobs" check; then
 		cat test-suite.log 2>/dev/null || true
-		for f in tests/*.log; do
-			case "$f" in */test-suite.log) continue ;; esac
-			if grep -q '^not ok\|^FAIL\|check failed\|ERROR: ' "$f" 2>/dev/null; then
-				echo "--- $f"; cat "$f"
-			fi
-		done
 		exit 1
 	fi
 	cd "$top"
