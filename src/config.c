@@ -856,8 +856,8 @@ config_load(const char *path, char **cause)
 	cf->cf_connect_timeout = 10 * 1000;
 	cf->cf_upstream_timeout = 120 * 1000;
 	cf->cf_shutdown_timeout = 30 * 1000;
-	cf->cf_max_connections = 0;
-	cf->cf_idle_connections = 64;
+	cf->cf_max_connections = 64;
+	cf->cf_idle_connections = 0;
 	cp.cp_conf = cf;
 
 	if ((cp.cp_file = fopen(path, "r")) == NULL) {

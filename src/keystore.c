@@ -1,11 +1,14 @@
 /*
  * keystore.c: where API keys come from. A key file is one line; it must be
  * a regular file owned by us or root with no group or other permissions.
- * Keys live in OpenSSL's secure heap (locked, kept out of core dumps) when
- * it is available, and are wiped when freed.
+ * Each key lives in its own anonymous mapping, locked in memory when the
+ * memlock limit allows and excluded from core dumps, and is wiped when
+ * freed. (OpenSSL's secure heap is not used: TLS handshakes draw on it
+ * too, and a small one runs dry under load.)
  */
 #include "config.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -21,44 +24,25 @@
 
 #define KEY_MAX		4096
 
-static int	keystore_secure;
-
-/* Set up the secure heap; returns 0, or -1 if keys go to the normal heap. */
-int
-keystore_init(void)
+/* A zeroed mapping of at least len bytes for a key; sets k_size. */
+static char *
+keystore_alloc(struct key *k, size_t len)
 {
-	if (CRYPTO_secure_malloc_initialized())
-		keystore_secure = 1;
-	else
-		keystore_secure = CRYPTO_secure_malloc_init(64 * 1024, 32) != 0;
-	return keystore_secure ? 0 : -1;
-}
+	long	 page = sysconf(_SC_PAGESIZE);
+	void	*p;
 
-void
-keystore_shutdown(void)
-{
-	if (keystore_secure)
-		CRYPTO_secure_malloc_done();
-	keystore_secure = 0;
-}
-
-static void *
-keystore_alloc(size_t len)
-{
-	if (keystore_secure)
-		return OPENSSL_secure_zalloc(len);
-	return OPENSSL_zalloc(len);
-}
-
-static void
-keystore_wipe_free(void *p, size_t len)
-{
-	if (p == NULL)
-		return;
-	if (keystore_secure)
-		OPENSSL_secure_clear_free(p, len);
-	else
-		OPENSSL_clear_free(p, len);
+	if (page <= 0)
+		page = 4096;
+	k->k_size = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
+	p = mmap(NULL, k->k_size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	k->k_locked = mlock(p, k->k_size) == 0;
+#ifdef MADV_DONTDUMP
+	madvise(p, k->k_size, MADV_DONTDUMP);
+#endif
+	return p;
 }
 
 /*
@@ -148,7 +132,7 @@ keystore_load(const char *path, struct key **out, char **cause)
 		}
 	}
 	if ((k = calloc(1, sizeof(*k))) == NULL ||
-	    (k->k_data = keystore_alloc(len + 1)) == NULL) {
+	    (k->k_data = keystore_alloc(k, len + 1)) == NULL) {
 		if (asprintf(cause, "%s: out of memory", path) == -1)
 			*cause = NULL;
 		free(k);
@@ -170,6 +154,11 @@ keystore_free(struct key *k)
 {
 	if (k == NULL)
 		return;
-	keystore_wipe_free(k->k_data, k->k_len + 1);
+	if (k->k_data != NULL) {
+		OPENSSL_cleanse(k->k_data, k->k_size);
+		if (k->k_locked)
+			munlock(k->k_data, k->k_size);
+		munmap(k->k_data, k->k_size);
+	}
 	free(k);
 }

@@ -67,8 +67,13 @@ main_load_keys(struct config *cf, char **cause)
 	char		*why;
 
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
-		if (keystore_load(tn->tn_key_file, &tn->tn_key, &why) == 0)
+		if (keystore_load(tn->tn_key_file, &tn->tn_key, &why) == 0) {
+			if (!tn->tn_key->k_locked)
+				log_warnx("tenant %s: cannot lock the key in "
+				    "memory (RLIMIT_MEMLOCK); it may be swapped "
+				    "out", tn->tn_name);
 			continue;
+		}
 		if (asprintf(cause, "%s:%d: key_file %s", cf->cf_file,
 		    tn->tn_key_file_line, why != NULL ? why :
 		    "out of memory") == -1)
@@ -257,9 +262,6 @@ main(int argc, char *argv[])
 	main_harden();
 	signal(SIGPIPE, SIG_IGN);
 	log_init(verbose);
-	if (keystore_init() == -1)
-		log_warnx("OpenSSL secure heap unavailable (RLIMIT_MEMLOCK?): "
-		    "keys are kept in ordinary memory");
 
 	if ((cf = config_load(file, &cause)) == NULL) {
 		fprintf(stderr, "%s\n", cause != NULL ? cause :
@@ -274,14 +276,12 @@ main(int argc, char *argv[])
 		free(cause);
 		audit_close();
 		config_free(cf);
-		keystore_shutdown();
 		return 1;
 	}
 	if (test) {
 		fprintf(stderr, "%s: configuration OK\n", file);
 		audit_close();
 		config_free(cf);
-		keystore_shutdown();
 		return 0;
 	}
 
@@ -305,7 +305,6 @@ main(int argc, char *argv[])
 	curl_global_cleanup();
 	audit_close();
 	config_free(cf);
-	keystore_shutdown();
 	libevent_global_shutdown();
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -125,6 +126,13 @@ server_tcp_socket(const struct listen_addr *la, char **cause)
 		goto fail;
 	if (la->la_ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		goto fail;
+	/*
+	 * Responses go out in pieces as they arrive: without TCP_NODELAY,
+	 * Nagle's algorithm and the client's delayed ACK stall each one by
+	 * tens of ms. Accepted sockets inherit it from the listener.
+	 */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&la->la_ss, la->la_sslen) == -1)
 		goto fail;

@@ -127,6 +127,26 @@ upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg,
 	return 0;
 }
 
+/*
+ * Connections libcurl keeps (busy or idle): enough that none is closed
+ * for want of room while every tenant uses max_connections, so steady
+ * load opens no new connections and pays no new TLS handshakes.
+ */
+static long
+upstream_pool_size(struct config *cf)
+{
+	struct tenant	*tn;
+	long		 n = 0;
+
+	if (cf->cf_idle_connections > 0)
+		return cf->cf_idle_connections;
+	if (cf->cf_max_connections == 0)
+		return 1024;
+	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry)
+		n += cf->cf_max_connections;
+	return n;
+}
+
 int
 upstream_init(struct worker *w, struct config *cf, char **cause)
 {
@@ -145,7 +165,7 @@ upstream_init(struct worker *w, struct config *cf, char **cause)
 	curl_multi_setopt(w->w_multi, CURLMOPT_TIMERDATA, w);
 	/* A fixed pool: the default shrinks when load dips. */
 	curl_multi_setopt(w->w_multi, CURLMOPT_MAXCONNECTS,
-	    cf->cf_idle_connections);
+	    upstream_pool_size(cf));
 	curl_multi_setopt(w->w_multi, CURLMOPT_MAX_HOST_CONNECTIONS,
 	    cf->cf_max_connections);
 	curl_multi_setopt(w->w_multi, CURLMOPT_PIPELINING,

@@ -45,11 +45,11 @@ void	 json_add_cstring(struct evbuffer *, const char *);
 
 /* keystore.c */
 struct key {
-	char		*k_data;	/* secure heap; wiped on free */
+	char		*k_data;	/* own mapping; wiped on free */
 	size_t		 k_len;
+	size_t		 k_size;	/* of the mapping */
+	int		 k_locked;	/* mlock()ed */
 };
-int	 keystore_init(void);
-void	 keystore_shutdown(void);
 int	 keystore_load(const char *, struct key **, char **);
 void	 keystore_free(struct key *);
 

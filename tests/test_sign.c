@@ -107,7 +107,7 @@ test_nonces(struct signer *sg)
 static void
 test_advanced(struct signer *sg)
 {
-	struct key		 k = { "k3y", 3 };
+	struct key		 k = { .k_data = "k3y", .k_len = 3 };
 	struct sign_headers	 a, b;
 	char			 want[SIGN_HASH_HEX_LEN + 1];
 
