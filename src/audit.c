@@ -96,42 +96,95 @@ audit_close(void)
 	audit_buf = NULL;
 }
 
+/* Decimal digits of v at the end of buf[20]; returns the first one. */
+static char *
+audit_u64(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
+
+static void
+audit_add_u64(struct evbuffer *b, const char *key, size_t keylen, uint64_t v)
+{
+	char	 buf[24], *p = audit_u64(buf + sizeof(buf), v);
+
+	evbuffer_add(b, key, keylen);
+	evbuffer_add(b, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+/* "2026-11-24T07:35:12.345Z" for ms since the epoch; 24 bytes. */
+static void
+audit_timestamp(char *out, uint64_t ms)
+{
+	struct tm	 tm;
+	time_t		 sec = (time_t)(ms / 1000);
+	unsigned int	 f[7], i;
+	static const unsigned char width[7] = { 4, 2, 2, 2, 2, 2, 3 };
+	static const char sep[7] = { '-', '-', 'T', ':', ':', '.', 'Z' };
+	char		*p = out;
+
+	gmtime_r(&sec, &tm);
+	f[0] = (unsigned int)tm.tm_year + 1900;
+	f[1] = (unsigned int)tm.tm_mon + 1;
+	f[2] = (unsigned int)tm.tm_mday;
+	f[3] = (unsigned int)tm.tm_hour;
+	f[4] = (unsigned int)tm.tm_min;
+	f[5] = (unsigned int)tm.tm_sec;
+	f[6] = (unsigned int)(ms % 1000);
+	for (i = 0; i < 7; i++) {
+		p += width[i];
+		for (char *q = p - 1; q >= p - width[i]; q--) {
+			*q = (char)('0' + f[i] % 10);
+			f[i] /= 10;
+		}
+		*p++ = sep[i];
+	}
+}
+
+#define AUDIT_LIT(b, s)	evbuffer_add((b), (s), sizeof(s) - 1)
+
 /* The record for req, as one line, appended to b. */
 void
 audit_format(struct evbuffer *b, const struct request *req)
 {
-	struct tm	 tm;
-	time_t		 sec = (time_t)(req->req_start_wall_ms / 1000);
-	char		 stamp[32];
+	char		 stamp[24];
 	const char	*query = req->req_uri + req->req_path_len;
+	const char	*outcome = audit_outcome_name(req->req_outcome);
 	uint64_t	 us = req->req_end_mono_us - req->req_start_mono_us;
 
-	gmtime_r(&sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	evbuffer_add_printf(b, "{\"ts\":\"%s.%03uZ\",\"request_id\":\"%s\","
-	    "\"tenant\":", stamp, (unsigned)(req->req_start_wall_ms % 1000),
-	    req->req_id);
+	audit_timestamp(stamp, req->req_start_wall_ms);
+	AUDIT_LIT(b, "{\"ts\":\"");
+	evbuffer_add(b, stamp, sizeof(stamp));
+	AUDIT_LIT(b, "\",\"request_id\":\"");
+	evbuffer_add(b, req->req_id, REQUEST_ID_LEN);
+	AUDIT_LIT(b, "\",\"tenant\":");
 	json_add_cstring(b, req->req_tenant->tn_name);
-	evbuffer_add(b, ",\"key_id\":", 10);
+	AUDIT_LIT(b, ",\"key_id\":");
 	json_add_cstring(b, req->req_tenant->tn_key_id);
-	evbuffer_add(b, ",\"client\":", 10);
+	AUDIT_LIT(b, ",\"client\":");
 	json_add_cstring(b, req->req_client);
-	evbuffer_add(b, ",\"method\":", 10);
+	AUDIT_LIT(b, ",\"method\":");
 	json_add_cstring(b, req->req_method);
-	evbuffer_add(b, ",\"path\":", 8);
+	AUDIT_LIT(b, ",\"path\":");
 	json_add_string(b, req->req_uri, req->req_path_len);
-	evbuffer_add(b, ",\"query\":", 9);
+	AUDIT_LIT(b, ",\"query\":");
 	if (*query == '?')
 		query++;
 	json_add_cstring(b, query);
-	evbuffer_add_printf(b, ",\"status\":%d,\"bytes_in\":%" PRIu64
-	    ",\"bytes_out\":%" PRIu64 ",\"duration_ms\":%" PRIu64
-	    ",\"outcome\":\"%s\",\"error\":", req->req_status,
-	    req->req_bytes_in, req->req_bytes_out, (us + 500) / 1000,
-	    audit_outcome_name(req->req_outcome));
+	audit_add_u64(b, ",\"status\":", 10, (uint64_t)req->req_status);
+	audit_add_u64(b, ",\"bytes_in\":", 12, req->req_bytes_in);
+	audit_add_u64(b, ",\"bytes_out\":", 13, req->req_bytes_out);
+	audit_add_u64(b, ",\"duration_ms\":", 15, (us + 500) / 1000);
+	AUDIT_LIT(b, ",\"outcome\":\"");
+	evbuffer_add(b, outcome, strlen(outcome));
+	AUDIT_LIT(b, "\",\"error\":");
 	json_add_cstring(b, req->req_outcome == OUTCOME_OK ? NULL :
 	    req->req_error);
-	evbuffer_add(b, "}\n", 2);
+	AUDIT_LIT(b, "}\n");
 }
 
 /* Append req's record; -1 (errno set) if it could not be written whole. */

@@ -170,6 +170,25 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	worker_request_done(w);
 }
 
+/*
+ * An event base whose epoll changes are batched per loop turn: evhttp and
+ * libcurl turn read and write interest on and off several times per
+ * request, and most of those changes cancel out.
+ */
+static struct event_base *
+main_base_new(void)
+{
+	struct event_config	*ec;
+	struct event_base	*base;
+
+	if ((ec = event_config_new()) == NULL)
+		return NULL;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
 static int
 worker_init(struct worker *w, struct config *cf, char **cause)
 {
@@ -179,7 +198,7 @@ worker_init(struct worker *w, struct config *cf, char **cause)
 	TAILQ_INIT(&w->w_live);
 	TAILQ_INIT(&w->w_done);
 	*cause = NULL;
-	if ((w->w_base = event_base_new()) == NULL ||
+	if ((w->w_base = main_base_new()) == NULL ||
 	    (w->w_scratch = evbuffer_new()) == NULL ||
 	    (w->w_reaper = event_new(w->w_base, -1, 0, proxy_reap, w)) ==
 	    NULL ||

@@ -32,6 +32,7 @@
 struct upstream_sock {
 	struct event	 us_ev;
 	struct worker	*us_worker;
+	short		 us_kind;	/* EV_READ|EV_WRITE now watched */
 };
 
 static void
@@ -110,19 +111,24 @@ upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg,
 		}
 		return 0;
 	}
+	kind = 0;
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
 	if (us == NULL) {
 		if ((us = calloc(1, sizeof(*us))) == NULL)
 			return -1;
 		us->us_worker = w;
 		curl_multi_assign(w->w_multi, fd, us);
-	} else
+	} else {
+		if (us->us_kind == kind)
+			return 0;	/* no change: spare a system call */
 		event_del(&us->us_ev);
-	kind = EV_PERSIST;
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	event_assign(&us->us_ev, w->w_base, fd, kind, upstream_event, us);
+	}
+	us->us_kind = kind;
+	event_assign(&us->us_ev, w->w_base, fd, kind | EV_PERSIST,
+	    upstream_event, us);
 	event_add(&us->us_ev, NULL);
 	return 0;
 }
@@ -207,6 +213,64 @@ upstream_write_cb(char *data, size_t size, size_t n, void *arg)
 	return proxy_upstream_data(arg, data, size * n);
 }
 
+/*
+ * The header list for one request, built in a single allocation: libcurl
+ * takes any struct curl_slist chain and copies what it sends, so one block
+ * holds the nodes and the text (no allocation and no printf per header).
+ */
+struct upstream_hlist {
+	struct curl_slist	*hl_nodes;
+	size_t			 hl_n, hl_max;
+	char			*hl_text;
+	size_t			 hl_used, hl_size;
+};
+
+static int
+upstream_hlist_init(struct upstream_hlist *hl, size_t nodes, size_t text)
+{
+	hl->hl_n = 0;
+	hl->hl_max = nodes;
+	hl->hl_used = 0;
+	hl->hl_size = text;
+	hl->hl_nodes = malloc(nodes * sizeof(*hl->hl_nodes) + text);
+	if (hl->hl_nodes == NULL)
+		return -1;
+	hl->hl_text = (char *)(hl->hl_nodes + nodes);
+	return 0;
+}
+
+/* Append "name: value", "name;" (empty value) or "name:" (value NULL). */
+static void
+upstream_hlist_add(struct upstream_hlist *hl, const char *name,
+    const char *value)
+{
+	size_t	 nlen = strlen(name), vlen = value != NULL ? strlen(value) : 0;
+	char	*p = hl->hl_text + hl->hl_used;
+
+	/* Sized by upstream_headers(); a miss would be a bug there. */
+	if (hl->hl_n == hl->hl_max || hl->hl_used + nlen + vlen + 3 >
+	    hl->hl_size)
+		abort();
+	memcpy(p, name, nlen);
+	if (value == NULL)
+		p[nlen++] = ':';
+	else if (vlen == 0)
+		p[nlen++] = ';';
+	else {
+		p[nlen++] = ':';
+		p[nlen++] = ' ';
+		memcpy(p + nlen, value, vlen);
+		nlen += vlen;
+	}
+	p[nlen] = '\0';
+	hl->hl_nodes[hl->hl_n].data = p;
+	hl->hl_nodes[hl->hl_n].next = NULL;
+	if (hl->hl_n > 0)
+		hl->hl_nodes[hl->hl_n - 1].next = &hl->hl_nodes[hl->hl_n];
+	hl->hl_n++;
+	hl->hl_used += nlen + 1;
+}
+
 /* Wipe and free a header list: it holds the Authorization value. */
 static void
 upstream_headers_free(struct curl_slist *list)
@@ -216,36 +280,13 @@ upstream_headers_free(struct curl_slist *list)
 	for (sl = list; sl != NULL; sl = sl->next)
 		if (strncasecmp(sl->data, "Authorization", 13) == 0)
 			OPENSSL_cleanse(sl->data, strlen(sl->data));
-	curl_slist_free_all(list);
+	free(list);
 }
 
-/* Append "name: value" (or "name;" for an empty value) to *list. */
-static int
-upstream_header_add(struct curl_slist **list, struct evbuffer *tmp,
-    const char *name, const char *value)
-{
-	struct curl_slist	*sl;
-	size_t			 len;
-	char			*line;
-
-	evbuffer_drain(tmp, evbuffer_get_length(tmp));
-	if (value == NULL)
-		evbuffer_add_printf(tmp, "%s:", name);
-	else if (*value == '\0')
-		evbuffer_add_printf(tmp, "%s;", name);
-	else
-		evbuffer_add_printf(tmp, "%s: %s", name, value);
-	evbuffer_add(tmp, "", 1);
-	len = evbuffer_get_length(tmp);
-	line = (char *)evbuffer_pullup(tmp, -1);
-	sl = line != NULL ? curl_slist_append(*list, line) : NULL;
-	OPENSSL_cleanse(line, len);
-	evbuffer_drain(tmp, len);
-	if (sl == NULL)
-		return -1;
-	*list = sl;
-	return 0;
-}
+/* Room for the fixed headers upstream_headers() adds: names and values. */
+#define UPSTREAM_FIXED_HEADERS	8
+#define UPSTREAM_FIXED_TEXT	(256 + SIGN_NONCE_LEN + SIGN_TS_MAX + \
+				 SIGN_HASH_HEX_LEN)
 
 /*
  * The header list sent to the tenant: the client's headers minus
@@ -259,20 +300,37 @@ upstream_headers(struct request *req, int body_mode, struct curl_slist **out)
 	struct tenant		*tn = req->req_tenant;
 	struct evkeyvalq	*in;
 	struct evkeyval		*kv;
-	struct evbuffer		*tmp = w->w_scratch;
-	struct curl_slist	*list = NULL;
+	struct upstream_hlist	 hl;
 	struct sign_headers	 sh;
-	char			 conn[512];
-	int			 has_accept = 0, has_ctype = 0, rc = -1;
+	const char		*conn = NULL;
+	char			 connbuf[512];
+	size_t			 n = 0, text = UPSTREAM_FIXED_TEXT;
+	int			 has_accept = 0, has_ctype = 0, nconn = 0;
 
-	memset(&sh, 0, sizeof(sh));
 	in = evhttp_request_get_input_headers(req->req_http);
-	conn[0] = '\0';
 	TAILQ_FOREACH(kv, in, next) {
-		if (strcasecmp(kv->key, "Connection") == 0)
-			snprintf(conn + strlen(conn), sizeof(conn) -
-			    strlen(conn), ",%s", kv->value);
+		n++;
+		text += strlen(kv->key) + strlen(kv->value) + 3;
+		if (strcasecmp(kv->key, "Connection") == 0) {
+			conn = kv->value;
+			nconn++;
+		}
 	}
+	if (tn->tn_key_type == KEY_STANDARD)
+		text += tn->tn_key->k_len;
+	text += strlen(tn->tn_key_id);
+	/* Several Connection headers: their tokens together. */
+	if (nconn > 1) {
+		connbuf[0] = '\0';
+		TAILQ_FOREACH(kv, in, next)
+			if (strcasecmp(kv->key, "Connection") == 0)
+				snprintf(connbuf + strlen(connbuf),
+				    sizeof(connbuf) - strlen(connbuf), ",%s",
+				    kv->value);
+		conn = connbuf;
+	}
+	if (upstream_hlist_init(&hl, n + UPSTREAM_FIXED_HEADERS, text) == -1)
+		return -1;
 	TAILQ_FOREACH(kv, in, next) {
 		if (filter_request_header(kv->key, conn) == FILTER_DROP)
 			continue;
@@ -280,39 +338,29 @@ upstream_headers(struct request *req, int body_mode, struct curl_slist **out)
 			has_accept = 1;
 		else if (strcasecmp(kv->key, "Content-Type") == 0)
 			has_ctype = 1;
-		if (upstream_header_add(&list, tmp, kv->key, kv->value) == -1)
-			goto done;
+		upstream_hlist_add(&hl, kv->key, kv->value);
 	}
-	if ((!has_accept &&
-	    upstream_header_add(&list, tmp, "Accept", NULL) == -1) ||
-	    (body_mode && !has_ctype &&
-	    upstream_header_add(&list, tmp, "Content-Type", NULL) == -1) ||
-	    upstream_header_add(&list, tmp, "Expect", NULL) == -1 ||
-	    upstream_header_add(&list, tmp, "x-xdr-auth-id",
-	    tn->tn_key_id) == -1)
-		goto done;
-	if (tn->tn_key_type == KEY_STANDARD) {
-		if (upstream_header_add(&list, tmp, "Authorization",
-		    tn->tn_key->k_data) == -1)
-			goto done;
-	} else {
+	if (!has_accept)
+		upstream_hlist_add(&hl, "Accept", NULL);
+	if (body_mode && !has_ctype)
+		upstream_hlist_add(&hl, "Content-Type", NULL);
+	upstream_hlist_add(&hl, "Expect", NULL);
+	upstream_hlist_add(&hl, "x-xdr-auth-id", tn->tn_key_id);
+	if (tn->tn_key_type == KEY_STANDARD)
+		upstream_hlist_add(&hl, "Authorization", tn->tn_key->k_data);
+	else {
 		if (sign_advanced(&w->w_signer, tn->tn_key,
-		    (uint64_t)req->req_start_wall_ms, &sh) == -1 ||
-		    upstream_header_add(&list, tmp, "x-xdr-nonce",
-		    sh.sh_nonce) == -1 ||
-		    upstream_header_add(&list, tmp, "x-xdr-timestamp",
-		    sh.sh_timestamp) == -1 ||
-		    upstream_header_add(&list, tmp, "Authorization",
-		    sh.sh_hash) == -1)
-			goto done;
+		    req->req_start_wall_ms, &sh) == -1) {
+			upstream_headers_free(hl.hl_nodes);
+			return -1;
+		}
+		upstream_hlist_add(&hl, "x-xdr-nonce", sh.sh_nonce);
+		upstream_hlist_add(&hl, "x-xdr-timestamp", sh.sh_timestamp);
+		upstream_hlist_add(&hl, "Authorization", sh.sh_hash);
+		OPENSSL_cleanse(&sh, sizeof(sh));
 	}
-	*out = list;
-	list = NULL;
-	rc = 0;
-done:
-	OPENSSL_cleanse(&sh, sizeof(sh));
-	upstream_headers_free(list);
-	return rc;
+	*out = hl.hl_nodes;
+	return 0;
 }
 
 static CURL *
