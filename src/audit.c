@@ -22,7 +22,6 @@
 
 static int		 audit_fd = -1;
 static char		*audit_path;
-static struct evbuffer	*audit_buf;
 
 static const char *const audit_outcomes[] = {
 	[OUTCOME_OK] = "ok",
@@ -57,8 +56,7 @@ int
 audit_open(const char *path, char **cause)
 {
 	*cause = NULL;
-	if ((audit_buf = evbuffer_new()) == NULL ||
-	    (audit_path = strdup(path)) == NULL) {
+	if ((audit_path = strdup(path)) == NULL) {
 		*cause = strdup("out of memory");
 		return -1;
 	}
@@ -67,20 +65,29 @@ audit_open(const char *path, char **cause)
 	return 0;
 }
 
-/* Reopen after log rotation (SIGHUP); the old file stays open on failure. */
+/*
+ * Reopen after log rotation (SIGHUP); the old file stays open on failure.
+ * dup2() swaps the file under the same descriptor at once, so workers
+ * writing meanwhile never see a closed one.
+ */
 int
 audit_reopen(char **cause)
 {
-	int	 fd;
+	int	 fd, rc = 0;
 
 	*cause = NULL;
 	if (audit_path == NULL || strcmp(audit_path, "-") == 0)
 		return 0;
 	if ((fd = audit_open_fd(audit_path, cause)) == -1)
 		return -1;
-	close(audit_fd);
-	audit_fd = fd;
-	return 0;
+	if (dup2(fd, audit_fd) == -1) {
+		if (asprintf(cause, "audit_log %s: %s", audit_path,
+		    strerror(errno)) == -1)
+			*cause = NULL;
+		rc = -1;
+	}
+	close(fd);
+	return rc;
 }
 
 void
@@ -91,9 +98,6 @@ audit_close(void)
 	audit_fd = -1;
 	free(audit_path);
 	audit_path = NULL;
-	if (audit_buf != NULL)
-		evbuffer_free(audit_buf);
-	audit_buf = NULL;
 }
 
 /* Decimal digits of v at the end of buf[20]; returns the first one. */
@@ -191,12 +195,13 @@ audit_format(struct evbuffer *b, const struct request *req)
 int
 audit_write(const struct request *req)
 {
+	struct evbuffer	*audit_buf = req->req_worker->w_audit;
 	const char	*p;
 	size_t		 len;
 	ssize_t		 n;
 	int		 rc = 0;
 
-	if (audit_fd == -1 || audit_buf == NULL) {
+	if (audit_fd == -1) {
 		errno = EBADF;
 		return -1;
 	}

@@ -26,13 +26,15 @@
 enum {
 	P_AUDIT_LOG, P_MAX_BODY, P_MAX_HEADERS, P_CLIENT_TIMEOUT,
 	P_CONNECT_TIMEOUT, P_UPSTREAM_TIMEOUT, P_SHUTDOWN_TIMEOUT,
-	P_MAX_CONNECTIONS, P_IDLE_CONNECTIONS
+	P_MAX_CONNECTIONS, P_IDLE_CONNECTIONS, P_WORKERS
 };
 static const char *const config_proxy_keys[] = {
 	"audit_log", "max_body", "max_headers", "client_timeout",
 	"connect_timeout", "upstream_timeout", "shutdown_timeout",
-	"max_connections", "idle_connections", NULL
+	"max_connections", "idle_connections", "workers", NULL
 };
+
+#define CONFIG_MAX_WORKERS	64
 
 enum {
 	T_LISTEN, T_FQDN, T_KEY_ID, T_KEY_FILE, T_KEY_TYPE, T_CA_FILE,
@@ -357,6 +359,22 @@ config_proxy_set(struct config_parse *cp, const char *name,
 	case P_IDLE_CONNECTIONS:
 		count = &cf->cf_idle_connections;
 		break;
+	case P_WORKERS:
+		if (strcmp(value, "auto") == 0) {
+			cf->cf_workers = 0;
+			return 0;
+		}
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno != 0 || *end != '\0' || v < 1 ||
+		    v > CONFIG_MAX_WORKERS) {
+			config_error(cp, line, "workers: expected auto or a "
+			    "number from 1 to %d, not '%s'", CONFIG_MAX_WORKERS,
+			    value);
+			return -1;
+		}
+		cf->cf_workers = (int)v;
+		return 0;
 	}
 	if (dur != NULL) {
 		if (config_parse_duration(value, dur) == -1 || *dur == 0) {
@@ -397,6 +415,7 @@ config_tenant_listen(struct config_parse *cp, struct tenant *tn,
 		return -1;
 	}
 	la->la_line = cp->cp_line;
+	la->la_fd = -1;
 	TAILQ_INSERT_TAIL(&tn->tn_listens, la, la_entry);
 	return 0;
 }
@@ -773,10 +792,17 @@ config_validate(struct config_parse *cp)
 	static const int	 required[] = { T_LISTEN, T_FQDN, T_KEY_ID,
 				    T_KEY_FILE };
 	size_t			 i;
+	long			 n;
 
 	if (TAILQ_EMPTY(&cf->cf_tenants)) {
 		config_error(cp, cp->cp_line, "no [tenant NAME] section");
 		return -1;
+	}
+	/* workers = auto: one per online CPU. */
+	if (cf->cf_workers == 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		cf->cf_workers = n < 1 ? 1 : n > CONFIG_MAX_WORKERS ?
+		    CONFIG_MAX_WORKERS : (int)n;
 	}
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
 		for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {

@@ -1,8 +1,9 @@
 /*
  * main.c: command line, start-up, signals and teardown. xdrproxy runs in
- * the foreground and logs to stderr; SIGTERM or SIGINT stop it after the
- * requests in flight finish (at most shutdown_timeout), SIGHUP reopens the
- * audit log.
+ * the foreground and logs to stderr. The main thread runs a small loop for
+ * signals while the workers (worker.c) serve requests: SIGTERM or SIGINT
+ * stop them after the requests in flight finish (at most shutdown_timeout),
+ * SIGHUP reopens the audit log.
  */
 #include "config.h"
 
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <openssl/opensslv.h>
 
 #include "xdrproxy.h"
@@ -98,51 +101,48 @@ main_open_audit(struct config *cf, char **cause)
 	return -1;
 }
 
-/* Called as requests end and replies are written: finish a shutdown. */
-void
-worker_request_done(struct worker *w)
+/* The main thread's state: its control loop and the workers. */
+struct main_state {
+	struct event_base	*ms_base;
+	struct event		*ms_done;	/* a worker's loop ended */
+	struct worker		*ms_workers;
+	int			 ms_nworkers;
+	int			 ms_running;	/* under ms_lock */
+	int			 ms_stop;	/* signals received: 0, 1, 2 */
+	pthread_mutex_t		 ms_lock;
+};
+
+/* In a worker's thread, as its loop ends. */
+static void
+main_worker_done(struct worker *w, void *arg)
 {
-	if (w->w_draining && w->w_nlive == 0 && w->w_nflushing == 0)
-		event_base_loopbreak(w->w_base);
+	struct main_state	*ms = arg;
+
+	pthread_mutex_lock(&ms->ms_lock);
+	ms->ms_running--;
+	pthread_mutex_unlock(&ms->ms_lock);
+	event_active(ms->ms_done, EV_READ, 0);
 }
 
 static void
-main_arm_deadline(struct worker *w, unsigned int ms)
+main_check_done(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval	 tv;
+	struct main_state	*ms = arg;
+	int			 running;
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(w->w_shutdown_timer, &tv);
-}
-
-/*
- * shutdown_timeout passed: end what is still running with 503 and give the
- * replies a second to be written; the second time, stop regardless (a
- * client that stopped reading cannot hold the exit).
- */
-static void
-main_shutdown_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker	*w = arg;
-
-	if (w->w_draining == 2) {
-		event_base_loopbreak(w->w_base);
-		return;
-	}
-	if (w->w_nlive > 0)
-		log_warnx("shutdown: ending %zu requests still running",
-		    w->w_nlive);
-	w->w_draining = 2;
-	proxy_end_all(w, 503, "shutting_down");
-	main_arm_deadline(w, 1000);
+	pthread_mutex_lock(&ms->ms_lock);
+	running = ms->ms_running;
+	pthread_mutex_unlock(&ms->ms_lock);
+	if (running == 0)
+		event_base_loopbreak(ms->ms_base);
 }
 
 static void
 main_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct worker	*w = arg;
-	char		*cause;
+	struct main_state	*ms = arg;
+	char			*cause;
+	int			 i;
 
 	if (sig == SIGHUP) {
 		if (audit_reopen(&cause) == -1) {
@@ -153,86 +153,16 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 			log_info("SIGHUP: audit log reopened");
 		return;
 	}
-	if (w->w_draining) {
-		if (w->w_draining == 1) {
-			log_info("second signal: ending %zu requests now",
-			    w->w_nlive);
-			evtimer_del(w->w_shutdown_timer);
-			main_shutdown_deadline(-1, 0, w);
-		}
+	if (ms->ms_stop >= 2)
 		return;
-	}
-	log_info("%s: shutting down, %zu requests in flight",
-	    sig == SIGTERM ? "SIGTERM" : "SIGINT", w->w_nlive);
-	w->w_draining = 1;
-	server_stop_accepting(w);
-	main_arm_deadline(w, w->w_conf->cf_shutdown_timeout);
-	worker_request_done(w);
-}
-
-/*
- * An event base whose epoll changes are batched per loop turn: evhttp and
- * libcurl turn read and write interest on and off several times per
- * request, and most of those changes cancel out.
- */
-static struct event_base *
-main_base_new(void)
-{
-	struct event_config	*ec;
-	struct event_base	*base;
-
-	if ((ec = event_config_new()) == NULL)
-		return NULL;
-	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	base = event_base_new_with_config(ec);
-	event_config_free(ec);
-	return base;
-}
-
-static int
-worker_init(struct worker *w, struct config *cf, char **cause)
-{
-	memset(w, 0, sizeof(*w));
-	w->w_conf = cf;
-	TAILQ_INIT(&w->w_listeners);
-	TAILQ_INIT(&w->w_live);
-	TAILQ_INIT(&w->w_done);
-	*cause = NULL;
-	if ((w->w_base = main_base_new()) == NULL ||
-	    (w->w_scratch = evbuffer_new()) == NULL ||
-	    (w->w_reaper = event_new(w->w_base, -1, 0, proxy_reap, w)) ==
-	    NULL ||
-	    (w->w_shutdown_timer = evtimer_new(w->w_base,
-	    main_shutdown_deadline, w)) == NULL) {
-		*cause = strdup("libevent: out of memory");
-		return -1;
-	}
-	if (sign_init(&w->w_signer) == -1 ||
-	    sign_random(&w->w_signer, &w->w_id_prefix,
-	    sizeof(w->w_id_prefix)) == -1) {
-		*cause = strdup("OpenSSL: SHA-256 or the random generator is "
-		    "unavailable");
-		return -1;
-	}
-	if (upstream_init(w, cf, cause) == -1)
-		return -1;
-	return server_start(w, cf, cause);
-}
-
-static void
-worker_free(struct worker *w)
-{
-	server_free(w);
-	upstream_free(w);
-	sign_free(&w->w_signer);
-	if (w->w_shutdown_timer != NULL)
-		event_free(w->w_shutdown_timer);
-	if (w->w_reaper != NULL)
-		event_free(w->w_reaper);
-	if (w->w_scratch != NULL)
-		evbuffer_free(w->w_scratch);
-	if (w->w_base != NULL)
-		event_base_free(w->w_base);
+	ms->ms_stop++;
+	if (ms->ms_stop == 1)
+		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
+		    "SIGINT");
+	else
+		log_info("second signal: ending requests now");
+	for (i = 0; i < ms->ms_nworkers; i++)
+		worker_stop(&ms->ms_workers[i], ms->ms_stop);
 }
 
 int
@@ -244,7 +174,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct config			*cf;
-	struct worker			 w;
+	struct main_state		 ms;
 	struct event			*sigs[3];
 	const int			 signos[3] = { SIGTERM, SIGINT, SIGHUP };
 	const char			*file = DEFAULT_CONFIG;
@@ -306,21 +236,49 @@ main(int argc, char *argv[])
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
-	if (worker_init(&w, cf, &cause) == -1)
-		fatalx("%s", cause != NULL ? cause : "out of memory");
+	/* Bases get locks: the main thread wakes workers and vice versa. */
+	if (evthread_use_pthreads() == -1)
+		fatalx("libevent: no thread support");
+	memset(&ms, 0, sizeof(ms));
+	pthread_mutex_init(&ms.ms_lock, NULL);
+	ms.ms_nworkers = cf->cf_workers;
+	if ((ms.ms_base = event_base_new()) == NULL ||
+	    (ms.ms_done = event_new(ms.ms_base, -1, 0, main_check_done,
+	    &ms)) == NULL ||
+	    (ms.ms_workers = calloc((size_t)ms.ms_nworkers,
+	    sizeof(*ms.ms_workers))) == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < ms.ms_nworkers; i++) {
+		if (worker_init(&ms.ms_workers[i], i, cf, &cause) == -1)
+			fatalx("%s", cause != NULL ? cause : "out of memory");
+	}
 	for (i = 0; i < 3; i++) {
-		if ((sigs[i] = evsignal_new(w.w_base, signos[i], main_signal,
-		    &w)) == NULL || evsignal_add(sigs[i], NULL) == -1)
+		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
+		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)
 			fatalx("cannot handle signal %d", signos[i]);
 	}
-	log_info("xdrproxy %s running", PACKAGE_VERSION);
+	for (i = 0; i < ms.ms_nworkers; i++) {
+		ms.ms_running++;
+		if (worker_start(&ms.ms_workers[i], main_worker_done, &ms) ==
+		    -1)
+			fatal("pthread_create");
+	}
+	log_info("xdrproxy %s running, %d worker%s", PACKAGE_VERSION,
+	    ms.ms_nworkers, ms.ms_nworkers == 1 ? "" : "s");
 
-	event_base_dispatch(w.w_base);
+	event_base_dispatch(ms.ms_base);
 
+	for (i = 0; i < ms.ms_nworkers; i++)
+		worker_join(&ms.ms_workers[i]);
 	log_info("stopped");
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
-	worker_free(&w);
+	for (i = 0; i < ms.ms_nworkers; i++)
+		worker_free(&ms.ms_workers[i]);
+	free(ms.ms_workers);
+	event_free(ms.ms_done);
+	event_base_free(ms.ms_base);
+	pthread_mutex_destroy(&ms.ms_lock);
 	curl_global_cleanup();
 	audit_close();
 	config_free(cf);

@@ -38,6 +38,19 @@ proxy_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/*
+ * The event loop's cached clock, for idle timeouts: data callbacks come
+ * many times per request and need no more precision than a loop turn.
+ */
+static uint64_t
+proxy_loop_us(struct worker *w)
+{
+	struct timeval	 tv;
+
+	event_base_gettimeofday_cached(w->w_base, &tv);
+	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
 static uint64_t
 proxy_wall_ms(void)
 {
@@ -483,7 +496,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		free(cause);
 		return;
 	}
-	req->req_last_activity_us = proxy_now_us();
+	req->req_last_activity_us = proxy_loop_us(req->req_worker);
 	proxy_arm_timer(req, w->w_conf->cf_upstream_timeout);
 }
 
@@ -507,7 +520,7 @@ proxy_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct request	*req = arg;
 	unsigned int	 limit = req->req_worker->w_conf->cf_upstream_timeout;
-	uint64_t	 idle, now = proxy_now_us();
+	uint64_t	 idle, now = proxy_loop_us(req->req_worker);
 
 	if (req->req_flags & (REQ_FINISHING | REQ_UPSTREAM_DONE))
 		return;
@@ -532,7 +545,7 @@ proxy_client_drained(struct evhttp_connection *conn, void *arg)
 	    (req->req_flags & REQ_FINISHING))
 		return;
 	req->req_flags &= ~REQ_PAUSED;
-	req->req_last_activity_us = proxy_now_us();
+	req->req_last_activity_us = proxy_loop_us(req->req_worker);
 	upstream_resume(req);
 }
 
@@ -615,7 +628,7 @@ proxy_upstream_header(struct request *req, const char *line, size_t n)
 
 	if (req->req_flags & (REQ_CLIENT_GONE | REQ_FINISHING))
 		return 0;
-	req->req_last_activity_us = proxy_now_us();
+	req->req_last_activity_us = proxy_loop_us(req->req_worker);
 	if (req->req_flags & REQ_HEADERS_DONE)
 		return n;	/* trailers */
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -681,7 +694,7 @@ proxy_upstream_data(struct request *req, const char *data, size_t n)
 	if (req->req_flags & (REQ_CLIENT_GONE | REQ_FINISHING) ||
 	    !(req->req_flags & REQ_REPLY_STARTED))
 		return 0;
-	req->req_last_activity_us = proxy_now_us();
+	req->req_last_activity_us = proxy_loop_us(req->req_worker);
 	out = bufferevent_get_output(evhttp_connection_get_bufferevent(
 	    req->req_conn));
 	if (evbuffer_get_length(out) >= PROXY_CLIENT_HWM) {

@@ -113,37 +113,71 @@ fail:
 	return -1;
 }
 
+/* A TCP socket bound to ss, listening when backlog > 0. */
 static int
-server_tcp_socket(const struct listen_addr *la, char **cause)
+server_tcp_bind(const struct sockaddr_storage *ss, socklen_t len, int reuseport,
+    int backlog)
 {
-	int	 fd, on = 1;
+	int	 fd, on = 1, saved;
 
-	fd = socket(la->la_ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0);
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
 	if (fd == -1)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
-		goto fail;
-	if (la->la_ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
-	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
-		goto fail;
-	/*
-	 * Responses go out in pieces as they arrive: without TCP_NODELAY,
-	 * Nagle's algorithm and the client's delayed ACK stall each one by
-	 * tens of ms. Accepted sockets inherit it from the listener.
-	 */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)&la->la_ss, la->la_sslen) == -1)
-		goto fail;
-	if (listen(fd, SERVER_BACKLOG) == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+	    sizeof(on)) == -1) ||
+	    (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
+	    /*
+	     * Responses go out in pieces as they arrive: without TCP_NODELAY,
+	     * Nagle's algorithm and the client's delayed ACK stall each one by
+	     * tens of ms. Accepted sockets inherit it from the listener.
+	     */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1 ||
+	    bind(fd, (const struct sockaddr *)ss, len) == -1 ||
+	    (backlog > 0 && listen(fd, backlog) == -1)) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The listening socket of one worker. With several workers each has its
+ * own, joined by SO_REUSEPORT so the kernel spreads connections; the first
+ * one probes the address without SO_REUSEPORT first, so that an address in
+ * use (even by another xdrproxy) is an error rather than a shared port,
+ * and fixes the port when the configuration says 0.
+ */
+static int
+server_tcp_socket(struct worker *w, struct listen_addr *la, char **cause)
+{
+	struct sockaddr_storage	 ss = la->la_ss;
+	socklen_t		 sslen = sizeof(ss);
+	int			 fd, reuseport = w->w_conf->cf_workers > 1;
+
+	if (reuseport && w->w_index == 0) {
+		if ((fd = server_tcp_bind(&la->la_ss, la->la_sslen, 0, 0)) ==
+		    -1)
+			goto fail;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
+			close(fd);
+			goto fail;
+		}
+		close(fd);
+		la->la_bound = ss;
+	} else if (reuseport)
+		ss = la->la_bound;
+	if ((fd = server_tcp_bind(&ss, la->la_sslen, reuseport,
+	    SERVER_BACKLOG)) == -1)
 		goto fail;
 	return fd;
 fail:
 	if (asprintf(cause, "%s: %s", la->la_text, strerror(errno)) == -1)
 		*cause = NULL;
-	if (fd != -1)
-		close(fd);
 	return -1;
 }
 
@@ -208,11 +242,19 @@ server_listen(struct worker *w, struct tenant *tn, struct listen_addr *la,
 	ln->ln_tenant = tn;
 	ln->ln_addr = la;
 	TAILQ_INSERT_TAIL(&w->w_listeners, ln, ln_entry);
-	if (la->la_unix)
-		fd = server_unix_socket(la, cause);
-	else
-		fd = server_tcp_socket(la, cause);
-	if (fd == -1)
+	if (la->la_unix && w->w_index > 0) {
+		/* Every worker accepts on the first one's unix socket. */
+		if ((fd = fcntl(la->la_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+			if (asprintf(cause, "%s: %s", la->la_path,
+			    strerror(errno)) == -1)
+				*cause = NULL;
+			return -1;
+		}
+	} else if (la->la_unix) {
+		if ((fd = server_unix_socket(la, cause)) == -1)
+			return -1;
+		la->la_fd = fd;
+	} else if ((fd = server_tcp_socket(w, la, cause)) == -1)
 		return -1;
 	if (!la->la_unix) {
 		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
@@ -239,6 +281,8 @@ server_listen(struct worker *w, struct tenant *tn, struct listen_addr *la,
 		close(fd);
 		goto nomem;
 	}
+	if (w->w_index > 0)
+		return 0;
 	if (la->la_unix)
 		log_info("tenant %s: listening on unix:%s", tn->tn_name,
 		    la->la_path);
@@ -294,7 +338,7 @@ server_stop_accepting(struct worker *w)
 			continue;
 		evhttp_del_accept_socket(ln->ln_http, ln->ln_bound);
 		ln->ln_bound = NULL;
-		if (ln->ln_addr->la_unix)
+		if (ln->ln_addr->la_unix && w->w_index == 0)
 			unlink(ln->ln_addr->la_path);
 	}
 }

@@ -28,6 +28,9 @@
 /* libcurl's read buffer per transfer; the default 16 KiB is slow. */
 #define UPSTREAM_BUFFERSIZE	(64 * 1024)
 
+/* libcurl 7.x sends Expect: 100-continue for bodies larger than this. */
+#define UPSTREAM_EXPECT_THRESHOLD	(1024 * 1024)
+
 /* One socket libcurl asked us to watch. */
 struct upstream_sock {
 	struct event	 us_ev;
@@ -344,7 +347,10 @@ upstream_headers(struct request *req, int body_mode, struct curl_slist **out)
 		upstream_hlist_add(&hl, "Accept", NULL);
 	if (body_mode && !has_ctype)
 		upstream_hlist_add(&hl, "Content-Type", NULL);
-	upstream_hlist_add(&hl, "Expect", NULL);
+	/* libcurl would add Expect: 100-continue (and wait) above 1 MiB. */
+	if (body_mode && evbuffer_get_length(evhttp_request_get_input_buffer(
+	    req->req_http)) > UPSTREAM_EXPECT_THRESHOLD)
+		upstream_hlist_add(&hl, "Expect", NULL);
 	upstream_hlist_add(&hl, "x-xdr-auth-id", tn->tn_key_id);
 	if (tn->tn_key_type == KEY_STANDARD)
 		upstream_hlist_add(&hl, "Authorization", tn->tn_key->k_data);

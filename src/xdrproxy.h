@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <pthread.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +69,9 @@ struct listen_addr {
 	socklen_t		 la_sslen;
 	char			 la_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char			 la_text[128];	/* as written, for messages */
+	/* Set by the first worker's server_start(), used by the others. */
+	struct sockaddr_storage	 la_bound;	/* with the port chosen */
+	int			 la_fd;		/* unix: the listening socket */
 };
 TAILQ_HEAD(listen_addrs, listen_addr);
 
@@ -110,6 +115,7 @@ struct config {
 	unsigned int		 cf_shutdown_timeout;	/* ms */
 	long			 cf_max_connections;	/* per tenant host */
 	long			 cf_idle_connections;	/* pool size */
+	int			 cf_workers;
 	struct tenants		 cf_tenants;
 	int			 cf_seen[32];
 };
@@ -262,8 +268,9 @@ int	 upstream_start(struct request *, int, char **);
 void	 upstream_detach(struct request *);
 void	 upstream_resume(struct request *);
 
-/* main.c: one event loop with its listeners, libcurl multi and requests */
+/* worker.c: one event loop with its listeners, libcurl multi and requests */
 struct worker {
+	int			 w_index;
 	struct config		*w_conf;
 	struct event_base	*w_base;
 	struct listeners	 w_listeners;
@@ -279,12 +286,27 @@ struct worker {
 	size_t			 w_nflushing;	/* replies being written */
 	struct signer		 w_signer;
 	struct evbuffer		*w_scratch;	/* chunk staging */
+	struct evbuffer		*w_audit;	/* record formatting */
 	struct event		*w_shutdown_timer;
 	int			 w_draining;	/* 1 stopping, 2 deadline passed */
 	uint32_t		 w_id_prefix;
 	uint64_t		 w_id_counter;
+	/* Shared with the main thread. */
+	pthread_mutex_t		 w_lock;
+	int			 w_stop;	/* under w_lock: 0, 1, 2 */
+	struct event		*w_control;	/* wakes the loop for w_stop */
+	pthread_t		 w_thread;
+	int			 w_started;
+	void			(*w_done_cb)(struct worker *, void *);
+	void			*w_done_arg;
 };
 
+int	 worker_init(struct worker *, int, struct config *, char **);
+int	 worker_start(struct worker *, void (*)(struct worker *, void *),
+	    void *);
+void	 worker_stop(struct worker *, int);
+void	 worker_join(struct worker *);
+void	 worker_free(struct worker *);
 void	 worker_request_done(struct worker *);
 
 #endif /* XDRPROXY_H */

@@ -171,7 +171,7 @@ start_proxy() {
 	"$XDRPROXY" -c "$conf" 2> "$PROXY_LOG" &
 	PROXY_PID=$!
 	PIDS+=($PROXY_PID)
-	if ! wait_for 20 grep -q ' running$' "$PROXY_LOG"; then
+	if ! wait_for 20 grep -q ': xdrproxy [0-9.]* running' "$PROXY_LOG"; then
 		echo "xdrproxy did not start:"; cat "$PROXY_LOG"; exit 99
 	fi
 	PROXY_PORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' \

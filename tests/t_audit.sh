@@ -83,7 +83,7 @@ sed "s|^audit_log = .*|audit_log = -|" "$T/xdrproxy.conf" > "$T/stdout.conf"
 PROXY_PID=$!
 PIDS+=($PROXY_PID)
 PROXY_LOG=$T/proxy2.log
-wait_for 20 grep -q ' running$' "$PROXY_LOG"
+wait_for 20 grep -q ': xdrproxy [0-9.]* running' "$PROXY_LOG"
 PROXY_PORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' "$PROXY_LOG")
 URL=http://127.0.0.1:$PROXY_PORT
 px -o /dev/null -X POST -d '{}' /public_api/v1/x/stdout/

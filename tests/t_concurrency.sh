@@ -6,7 +6,7 @@
 
 make_pki
 start_mock
-write_config "http2 = no"
+write_config "http2 = no" "workers = 1"   # one pool: its reuse is checked
 start_proxy
 
 N=50

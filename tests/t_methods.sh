@@ -6,7 +6,7 @@
 
 make_pki
 start_mock
-write_config
+write_config "" "workers = 1"   # one upstream pool, to check its reuse
 start_proxy
 
 last_req() { grep '"event":"request"' "$MOCK_LOG" | tail -n 1; }

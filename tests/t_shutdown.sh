@@ -14,8 +14,10 @@ curl -sS --max-time 30 -o "$T/slow" -w '%{http_code}' -H 'X-Mock-Delay-Ms: 600' 
 client=$!
 wait_for 10 grep -q '"uri":"/public_api/v1/x/inflight/"' "$MOCK_LOG"
 kill -TERM "$PROXY_PID"
-wait_for 5 grep -q 'SIGTERM: shutting down, 1 requests in flight' "$PROXY_LOG" ||
+wait_for 5 grep -q 'SIGTERM: shutting down' "$PROXY_LOG" ||
     fail "shutdown not logged"
+wait_for 5 grep -q 'worker [0-9]*: stopping, 1 requests in flight' "$PROXY_LOG" ||
+    fail "the request in flight not logged"
 code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$URL/public_api/v1/x/" 2>/dev/null)
 expect_eq "no new connections once shutting down" "$code" 000
 wait "$client"
@@ -52,6 +54,7 @@ wait_for 5 grep -q 'SIGTERM: shutting down' "$PROXY_LOG"
 kill -INT "$PROXY_PID"
 wait "$PROXY_PID"
 expect_eq "second signal: exit 0" "$?" 0
-expect_match "second signal: logged" "$(cat "$PROXY_LOG")" 'second signal: ending 1 requests now'
+expect_match "second signal: logged" "$(cat "$PROXY_LOG")" 'second signal: ending requests now'
+expect_match "second signal: the request ended" "$(cat "$PROXY_LOG")" 'worker [0-9]*: ending 1 requests now'
 wait "$client"
 finish

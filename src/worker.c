@@ -1,0 +1,207 @@
+/*
+ * worker.c: one event loop per thread (workers = N). Each worker has its
+ * own listeners (SO_REUSEPORT when there are several), libcurl multi
+ * handle, signer and requests; nothing of a request crosses threads. The
+ * main thread asks a worker to stop through worker_stop(), the only call
+ * made from another thread, and learns that it ended through the
+ * callback given to worker_start().
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "xdrproxy.h"
+
+/*
+ * An event base whose epoll changes are batched per loop turn: evhttp and
+ * libcurl turn read and write interest on and off several times per
+ * request, and most of those changes cancel out.
+ */
+static struct event_base *
+worker_base_new(void)
+{
+	struct event_config	*ec;
+	struct event_base	*base;
+
+	if ((ec = event_config_new()) == NULL)
+		return NULL;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
+/* Called as requests end and replies are written: finish a shutdown. */
+void
+worker_request_done(struct worker *w)
+{
+	if (w->w_draining && w->w_nlive == 0 && w->w_nflushing == 0)
+		event_base_loopbreak(w->w_base);
+}
+
+static void
+worker_arm_deadline(struct worker *w, unsigned int ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(w->w_shutdown_timer, &tv);
+}
+
+/*
+ * shutdown_timeout passed (or a second signal): end what is still running
+ * with 503 and give the replies a second to be written; the second time,
+ * stop regardless (a client that stopped reading cannot hold the exit).
+ */
+static void
+worker_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	if (w->w_draining == 2) {
+		event_base_loopbreak(w->w_base);
+		return;
+	}
+	if (w->w_nlive > 0)
+		log_warnx("shutdown: ending %zu requests still running",
+		    w->w_nlive);
+	w->w_draining = 2;
+	proxy_end_all(w, 503, "shutting_down");
+	worker_arm_deadline(w, 1000);
+}
+
+/* In the worker's thread: act on what worker_stop() asked. */
+static void
+worker_control(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	int		 level;
+
+	pthread_mutex_lock(&w->w_lock);
+	level = w->w_stop;
+	pthread_mutex_unlock(&w->w_lock);
+	if (level >= 1 && w->w_draining == 0) {
+		log_info("worker %d: stopping, %zu requests in flight",
+		    w->w_index, w->w_nlive);
+		w->w_draining = 1;
+		server_stop_accepting(w);
+		worker_arm_deadline(w, w->w_conf->cf_shutdown_timeout);
+		worker_request_done(w);
+	}
+	if (level >= 2 && w->w_draining == 1) {
+		log_info("worker %d: ending %zu requests now", w->w_index,
+		    w->w_nlive);
+		evtimer_del(w->w_shutdown_timer);
+		worker_deadline(-1, 0, w);
+	}
+}
+
+/*
+ * Ask the worker to stop, from any thread: level 1 drains (stop accepting,
+ * let requests finish up to shutdown_timeout), level 2 ends them now.
+ */
+void
+worker_stop(struct worker *w, int level)
+{
+	pthread_mutex_lock(&w->w_lock);
+	if (level > w->w_stop)
+		w->w_stop = level;
+	pthread_mutex_unlock(&w->w_lock);
+	event_active(w->w_control, EV_READ, 0);
+}
+
+/* Set up worker number index (listeners included) in the main thread. */
+int
+worker_init(struct worker *w, int index, struct config *cf, char **cause)
+{
+	memset(w, 0, sizeof(*w));
+	w->w_index = index;
+	w->w_conf = cf;
+	TAILQ_INIT(&w->w_listeners);
+	TAILQ_INIT(&w->w_live);
+	TAILQ_INIT(&w->w_done);
+	pthread_mutex_init(&w->w_lock, NULL);
+	*cause = NULL;
+	if ((w->w_base = worker_base_new()) == NULL ||
+	    (w->w_scratch = evbuffer_new()) == NULL ||
+	    (w->w_audit = evbuffer_new()) == NULL ||
+	    (w->w_reaper = event_new(w->w_base, -1, 0, proxy_reap, w)) ==
+	    NULL ||
+	    (w->w_control = event_new(w->w_base, -1, 0, worker_control, w)) ==
+	    NULL ||
+	    (w->w_shutdown_timer = evtimer_new(w->w_base, worker_deadline,
+	    w)) == NULL) {
+		*cause = strdup("libevent: out of memory");
+		return -1;
+	}
+	if (sign_init(&w->w_signer) == -1 ||
+	    sign_random(&w->w_signer, &w->w_id_prefix,
+	    sizeof(w->w_id_prefix)) == -1) {
+		*cause = strdup("OpenSSL: SHA-256 or the random generator is "
+		    "unavailable");
+		return -1;
+	}
+	if (upstream_init(w, cf, cause) == -1)
+		return -1;
+	return server_start(w, cf, cause);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker	*w = arg;
+
+	event_base_dispatch(w->w_base);
+	w->w_done_cb(w, w->w_done_arg);
+	return NULL;
+}
+
+/* Run the worker's loop in a thread of its own; done(w, arg) at the end. */
+int
+worker_start(struct worker *w, void (*done)(struct worker *, void *),
+    void *arg)
+{
+	w->w_done_cb = done;
+	w->w_done_arg = arg;
+	if (pthread_create(&w->w_thread, NULL, worker_main, w) != 0)
+		return -1;
+	w->w_started = 1;
+	return 0;
+}
+
+void
+worker_join(struct worker *w)
+{
+	if (w->w_started)
+		pthread_join(w->w_thread, NULL);
+	w->w_started = 0;
+}
+
+/* Free everything; the worker's thread has ended and no request is live. */
+void
+worker_free(struct worker *w)
+{
+	server_free(w);
+	upstream_free(w);
+	sign_free(&w->w_signer);
+	if (w->w_shutdown_timer != NULL)
+		event_free(w->w_shutdown_timer);
+	if (w->w_control != NULL)
+		event_free(w->w_control);
+	if (w->w_reaper != NULL)
+		event_free(w->w_reaper);
+	if (w->w_audit != NULL)
+		evbuffer_free(w->w_audit);
+	if (w->w_scratch != NULL)
+		evbuffer_free(w->w_scratch);
+	if (w->w_base != NULL)
+		event_base_free(w->w_base);
+	pthread_mutex_destroy(&w->w_lock);
+}
