@@ -21,8 +21,12 @@
 
 #include "xdrproxy.h"
 
-/* Pause the upstream once this much is waiting to go to the client. */
+/*
+ * Pause the upstream once this much is waiting to go to the client, and
+ * resume once it is down to PROXY_CLIENT_LWM, before it runs dry.
+ */
 #define PROXY_CLIENT_HWM	(256 * 1024)
+#define PROXY_CLIENT_LWM	(64 * 1024)
 
 static void	request_end(struct request *);
 static void	proxy_client_closed(struct evhttp_connection *, void *);
@@ -227,7 +231,10 @@ proxy_client_closed(struct evhttp_connection *conn, void *arg)
  * then reaches evhttp's error callback, which detaches the request and
  * calls proxy_client_closed(). Reading bytes the client sends meanwhile
  * is bounded by a watermark. The read timeout is off while the tenant
- * works; the write timeout catches a client that stops reading.
+ * works; the write timeout catches a client that stops reading. The write
+ * low watermark makes proxy_client_drained() run as the output falls to
+ * PROXY_CLIENT_LWM rather than to empty, so a paused transfer resumes
+ * while the socket still has data to send.
  */
 static void
 proxy_watch_client(struct request *req)
@@ -247,16 +254,23 @@ proxy_watch_client(struct request *req)
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	bufferevent_setwatermark(bev, EV_READ, 0,
 	    req->req_worker->w_conf->cf_max_headers + 64 * 1024);
+	bufferevent_setwatermark(bev, EV_WRITE, PROXY_CLIENT_LWM, 0);
 	bufferevent_enable(bev, EV_READ);
 }
 
-/* Back to evhttp's timeouts for the next request on this connection. */
+/*
+ * Back to evhttp's timeouts for the next request on this connection, and
+ * to a write low watermark of 0: evhttp ends a reply when its output is
+ * empty, not merely low.
+ */
 static void
 proxy_unwatch_client(struct request *req)
 {
 	struct timeval	 tv;
 	unsigned int	 ms = req->req_worker->w_conf->cf_client_timeout;
 
+	bufferevent_setwatermark(evhttp_connection_get_bufferevent(
+	    req->req_conn), EV_WRITE, 0, 0);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evhttp_connection_set_timeout_tv(req->req_conn, &tv);
