@@ -10,8 +10,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <openssl/opensslv.h>
 
 #include "xdrproxy.h"
@@ -104,12 +104,12 @@ main_open_audit(struct config *cf, char **cause)
 /* The main thread's state: its control loop and the workers. */
 struct main_state {
 	struct event_base	*ms_base;
-	struct event		*ms_done;	/* a worker's loop ended */
+	int			 ms_done[2];	/* pipe: a byte per ended worker */
+	struct event		*ms_done_ev;
 	struct worker		*ms_workers;
 	int			 ms_nworkers;
-	int			 ms_running;	/* under ms_lock */
+	int			 ms_running;
 	int			 ms_stop;	/* signals received: 0, 1, 2 */
-	pthread_mutex_t		 ms_lock;
 };
 
 /* In a worker's thread, as its loop ends. */
@@ -117,23 +117,22 @@ static void
 main_worker_done(struct worker *w, void *arg)
 {
 	struct main_state	*ms = arg;
+	unsigned char		 c = 1;
 
-	pthread_mutex_lock(&ms->ms_lock);
-	ms->ms_running--;
-	pthread_mutex_unlock(&ms->ms_lock);
-	event_active(ms->ms_done, EV_READ, 0);
+	while (write(ms->ms_done[1], &c, 1) == -1 && errno == EINTR)
+		;
 }
 
 static void
 main_check_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct main_state	*ms = arg;
-	int			 running;
+	unsigned char		 buf[64];
+	ssize_t			 n;
 
-	pthread_mutex_lock(&ms->ms_lock);
-	running = ms->ms_running;
-	pthread_mutex_unlock(&ms->ms_lock);
-	if (running == 0)
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		ms->ms_running -= (int)n;
+	if (ms->ms_running <= 0)
 		event_base_loopbreak(ms->ms_base);
 }
 
@@ -236,15 +235,14 @@ main(int argc, char *argv[])
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
-	/* Bases get locks: the main thread wakes workers and vice versa. */
-	if (evthread_use_pthreads() == -1)
-		fatalx("libevent: no thread support");
 	memset(&ms, 0, sizeof(ms));
-	pthread_mutex_init(&ms.ms_lock, NULL);
 	ms.ms_nworkers = cf->cf_workers;
+	if (pipe2(ms.ms_done, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
 	if ((ms.ms_base = event_base_new()) == NULL ||
-	    (ms.ms_done = event_new(ms.ms_base, -1, 0, main_check_done,
-	    &ms)) == NULL ||
+	    (ms.ms_done_ev = event_new(ms.ms_base, ms.ms_done[0],
+	    EV_READ | EV_PERSIST, main_check_done, &ms)) == NULL ||
+	    event_add(ms.ms_done_ev, NULL) == -1 ||
 	    (ms.ms_workers = calloc((size_t)ms.ms_nworkers,
 	    sizeof(*ms.ms_workers))) == NULL)
 		fatalx("out of memory");
@@ -276,9 +274,10 @@ main(int argc, char *argv[])
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_free(&ms.ms_workers[i]);
 	free(ms.ms_workers);
-	event_free(ms.ms_done);
+	event_free(ms.ms_done_ev);
 	event_base_free(ms.ms_base);
-	pthread_mutex_destroy(&ms.ms_lock);
+	close(ms.ms_done[0]);
+	close(ms.ms_done[1]);
 	curl_global_cleanup();
 	audit_close();
 	config_free(cf);

@@ -2,16 +2,20 @@
  * worker.c: one event loop per thread (workers = N). Each worker has its
  * own listeners (SO_REUSEPORT when there are several), libcurl multi
  * handle, signer and requests; nothing of a request crosses threads. The
- * main thread asks a worker to stop through worker_stop(), the only call
- * made from another thread, and learns that it ended through the
- * callback given to worker_start().
+ * main thread asks a worker to stop by writing a byte to the worker's
+ * control pipe (worker_stop(), the only call made from another thread),
+ * and learns that it ended through the callback given to worker_start().
+ * No event base is shared, so libevent runs without locks.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -82,11 +86,14 @@ static void
 worker_control(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
-	int		 level;
+	unsigned char	 buf[16];
+	ssize_t		 n, i;
+	int		 level = 0;
 
-	pthread_mutex_lock(&w->w_lock);
-	level = w->w_stop;
-	pthread_mutex_unlock(&w->w_lock);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (i = 0; i < n; i++)
+			if (buf[i] > level)
+				level = buf[i];
 	if (level >= 1 && w->w_draining == 0) {
 		log_info("worker %d: stopping, %zu requests in flight",
 		    w->w_index, w->w_nlive);
@@ -110,11 +117,11 @@ worker_control(evutil_socket_t fd, short what, void *arg)
 void
 worker_stop(struct worker *w, int level)
 {
-	pthread_mutex_lock(&w->w_lock);
-	if (level > w->w_stop)
-		w->w_stop = level;
-	pthread_mutex_unlock(&w->w_lock);
-	event_active(w->w_control, EV_READ, 0);
+	unsigned char	 c = (unsigned char)level;
+
+	/* A full pipe already holds a request the worker will read. */
+	while (write(w->w_ctl[1], &c, 1) == -1 && errno == EINTR)
+		;
 }
 
 /* Set up worker number index (listeners included) in the main thread. */
@@ -127,15 +134,21 @@ worker_init(struct worker *w, int index, struct config *cf, char **cause)
 	TAILQ_INIT(&w->w_listeners);
 	TAILQ_INIT(&w->w_live);
 	TAILQ_INIT(&w->w_done);
-	pthread_mutex_init(&w->w_lock, NULL);
 	*cause = NULL;
+	w->w_ctl[0] = w->w_ctl[1] = -1;
+	if (pipe2(w->w_ctl, O_CLOEXEC | O_NONBLOCK) == -1) {
+		if (asprintf(cause, "pipe: %s", strerror(errno)) == -1)
+			*cause = NULL;
+		return -1;
+	}
 	if ((w->w_base = worker_base_new()) == NULL ||
 	    (w->w_scratch = evbuffer_new()) == NULL ||
 	    (w->w_audit = evbuffer_new()) == NULL ||
 	    (w->w_reaper = event_new(w->w_base, -1, 0, proxy_reap, w)) ==
 	    NULL ||
-	    (w->w_control = event_new(w->w_base, -1, 0, worker_control, w)) ==
-	    NULL ||
+	    (w->w_control = event_new(w->w_base, w->w_ctl[0],
+	    EV_READ | EV_PERSIST, worker_control, w)) == NULL ||
+	    event_add(w->w_control, NULL) == -1 ||
 	    (w->w_shutdown_timer = evtimer_new(w->w_base, worker_deadline,
 	    w)) == NULL) {
 		*cause = strdup("libevent: out of memory");
@@ -203,5 +216,8 @@ worker_free(struct worker *w)
 		evbuffer_free(w->w_scratch);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
-	pthread_mutex_destroy(&w->w_lock);
+	if (w->w_ctl[0] != -1)
+		close(w->w_ctl[0]);
+	if (w->w_ctl[1] != -1)
+		close(w->w_ctl[1]);
 }

@@ -291,10 +291,9 @@ struct worker {
 	int			 w_draining;	/* 1 stopping, 2 deadline passed */
 	uint32_t		 w_id_prefix;
 	uint64_t		 w_id_counter;
-	/* Shared with the main thread. */
-	pthread_mutex_t		 w_lock;
-	int			 w_stop;	/* under w_lock: 0, 1, 2 */
-	struct event		*w_control;	/* wakes the loop for w_stop */
+	/* How the main thread talks to the worker. */
+	int			 w_ctl[2];	/* pipe: stop levels 1, 2 */
+	struct event		*w_control;	/* reads w_ctl[0] */
 	pthread_t		 w_thread;
 	int			 w_started;
 	void			(*w_done_cb)(struct worker *, void *);
