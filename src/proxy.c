@@ -319,19 +319,22 @@ proxy_abort_client(struct request *req)
 	evhttp_connection_free(req->req_conn);
 }
 
+/* One log line for a request that did not end well; client bytes escaped. */
 static void
 proxy_log_end(const struct request *req)
 {
-	char	 path[256];
+	char	 path[256], msg[512];
 
 	if (req->req_outcome == OUTCOME_OK)
 		return;
 	log_escape(path, sizeof(path), req->req_uri, req->req_path_len);
+	log_escape(msg, sizeof(msg), req->req_message,
+	    strlen(req->req_message));
 	log_warnx("request %s: tenant %s: %s %s from %s: %d %s%s%s",
 	    req->req_id, req->req_tenant->tn_name, req->req_method, path,
 	    req->req_client, req->req_status,
 	    req->req_error != NULL ? req->req_error : "",
-	    req->req_message[0] != '\0' ? ": " : "", req->req_message);
+	    msg[0] != '\0' ? ": " : "", msg);
 }
 
 /* evhttp wrote a reply completely (not called if the client left first). */
