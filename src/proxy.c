@@ -244,13 +244,11 @@ proxy_watch_client(struct request *req)
 	bufferevent_event_cb	 ecb;
 	void			*cbarg;
 	struct timeval		 tv;
-	unsigned int		 ms = req->req_worker->w_conf->cf_client_timeout;
 
+	tv = ms_timeval(req->req_worker->w_conf->cf_client_timeout);
 	bev = evhttp_connection_get_bufferevent(req->req_conn);
 	bufferevent_getcb(bev, NULL, &wcb, &ecb, &cbarg);
 	bufferevent_setcb(bev, NULL, wcb, ecb, cbarg);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	bufferevent_setwatermark(bev, EV_READ, 0,
 	    req->req_worker->w_conf->cf_max_headers + 64 * 1024);
@@ -267,12 +265,10 @@ static void
 proxy_unwatch_client(struct request *req)
 {
 	struct timeval	 tv;
-	unsigned int	 ms = req->req_worker->w_conf->cf_client_timeout;
 
+	tv = ms_timeval(req->req_worker->w_conf->cf_client_timeout);
 	bufferevent_setwatermark(evhttp_connection_get_bufferevent(
 	    req->req_conn), EV_WRITE, 0, 0);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	evhttp_connection_set_timeout_tv(req->req_conn, &tv);
 }
 
@@ -520,10 +516,8 @@ proxy_handle(struct evhttp_request *http, void *arg)
 static void
 proxy_arm_timer(struct request *req, unsigned int ms)
 {
-	struct timeval	 tv;
+	struct timeval	 tv = ms_timeval(ms);
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(req->req_timer, &tv);
 }
 

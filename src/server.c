@@ -219,8 +219,7 @@ server_http_new(struct worker *w, struct listener *ln)
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
-	tv.tv_sec = cf->cf_client_timeout / 1000;
-	tv.tv_usec = (cf->cf_client_timeout % 1000) * 1000;
+	tv = ms_timeval(cf->cf_client_timeout);
 	evhttp_set_timeout_tv(http, &tv);
 	evhttp_set_gencb(http, proxy_handle, ln);
 	return http;

@@ -91,8 +91,7 @@ upstream_timer_cb(CURLM *multi, long ms, void *arg)
 		evtimer_del(w->w_curl_timer);
 		return 0;
 	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = ms_timeval((unsigned int)ms);
 	evtimer_add(w->w_curl_timer, &tv);
 	return 0;
 }

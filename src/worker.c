@@ -52,10 +52,8 @@ worker_request_done(struct worker *w)
 static void
 worker_arm_deadline(struct worker *w, unsigned int ms)
 {
-	struct timeval	 tv;
+	struct timeval	 tv = ms_timeval(ms);
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(w->w_shutdown_timer, &tv);
 }
 

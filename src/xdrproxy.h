@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <sys/time.h>
+
 #include <pthread.h>
 
 #include <stdarg.h>
@@ -27,6 +29,17 @@
 #define SIGN_TS_MAX		24	/* decimal ms since epoch, with NUL */
 
 #define REQUEST_ID_LEN		16
+
+/* A duration in ms as a struct timeval. */
+static inline struct timeval
+ms_timeval(unsigned int ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
 
 /* log.c */
 void	 log_init(int verbosity);

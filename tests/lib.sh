@@ -19,7 +19,8 @@ FAILURES=0
 CHECKS=0
 PIDS=()
 
-cleanup() {
+# stop_all: SIGTERM everything this test started and wait for it.
+stop_all() {
 	local pid
 	for pid in "${PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
@@ -27,6 +28,11 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		wait "$pid" 2>/dev/null
 	done
+	PIDS=()
+}
+
+cleanup() {
+	stop_all
 	if [ "$FAILURES" -ne 0 ] || [ -n "${KEEP_TMP:-}" ]; then
 		echo "# files kept in $T"
 	else
@@ -44,15 +50,9 @@ fail() {
 }
 skip_all() { echo "SKIP: $*"; trap - EXIT; rm -rf "$T"; exit 77; }
 finish() {
-	local pid f
+	local f
 	# Stop what is still running; sanitizer reports fail the test.
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
-	PIDS=()
+	stop_all
 	for f in "$T"/*.err "$T"/proxy*.log; do
 		[ -f "$f" ] || continue
 		if ! sanitizer_clean "$f"; then
