@@ -30,7 +30,7 @@ static const char *const audit_outcomes[] = {
 	[OUTCOME_CLIENT_ABORTED] = "client_aborted"
 };
 
-const char *
+static const char *
 audit_outcome_name(enum outcome o)
 {
 	return audit_outcomes[o];
@@ -152,7 +152,7 @@ audit_timestamp(char *out, uint64_t ms)
 #define AUDIT_LIT(b, s)	evbuffer_add((b), (s), sizeof(s) - 1)
 
 /* The record for req, as one line, appended to b. */
-void
+static void
 audit_format(struct evbuffer *b, const struct request *req)
 {
 	char		 stamp[24];

@@ -315,15 +315,20 @@ proxy_abort_client(struct request *req)
 	evhttp_connection_free(req->req_conn);
 }
 
-/* One log line for a request that did not end well; client bytes escaped. */
+/* A warning for a request that did not end well (-v: all); bytes escaped. */
 static void
 proxy_log_end(const struct request *req)
 {
 	char	 path[256], msg[512];
 
-	if (req->req_outcome == OUTCOME_OK)
-		return;
 	log_escape(path, sizeof(path), req->req_uri, req->req_path_len);
+	if (req->req_outcome == OUTCOME_OK) {
+		log_debug("request %s: tenant %s: %s %s from %s: %d, %" PRIu64
+		    " bytes", req->req_id, req->req_tenant->tn_name,
+		    req->req_method, path, req->req_client, req->req_status,
+		    req->req_bytes_out);
+		return;
+	}
 	log_escape(msg, sizeof(msg), req->req_message,
 	    strlen(req->req_message));
 	log_warnx("request %s: tenant %s: %s %s from %s: %d %s%s%s",
@@ -541,7 +546,6 @@ proxy_idle_timeout(evutil_socket_t fd, short what, void *arg)
 		    limit - (unsigned int)idle);
 		return;
 	}
-	req->req_flags |= REQ_TIMED_OUT;
 	proxy_fail(req, 504, "upstream_timeout", "no data from the tenant for "
 	    "%u ms", limit);
 }
@@ -762,7 +766,6 @@ void
 proxy_upstream_done(struct request *req, CURLcode rc)
 {
 	req->req_flags |= REQ_UPSTREAM_DONE;
-	req->req_curl_result = rc;
 	if (rc == CURLE_OK || (req->req_flags & REQ_CLIENT_GONE))
 		proxy_finish(req);
 	else

@@ -192,9 +192,7 @@ struct request;
 int	 audit_open(const char *, char **);
 int	 audit_reopen(char **);
 void	 audit_close(void);
-void	 audit_format(struct evbuffer *, const struct request *);
 int	 audit_write(const struct request *);
-const char *audit_outcome_name(enum outcome);
 
 /* server.c */
 struct worker;
@@ -224,7 +222,6 @@ int	 server_local_name(struct evhttp_connection *, char *, size_t);
 #define REQ_UPSTREAM_DONE	0x0008	/* libcurl reported the end */
 #define REQ_PAUSED		0x0010	/* transfer paused for a slow client */
 #define REQ_FINISHING		0x0020	/* queued for request_end */
-#define REQ_TIMED_OUT		0x0040	/* no upstream progress in time */
 #define REQ_CLOSE		0x0080	/* close the client connection after */
 #define REQ_HEADERS_DONE	0x0100	/* final upstream header block read */
 
@@ -255,7 +252,6 @@ struct request {
 	enum outcome		 req_outcome;
 	const char		*req_error;	/* error code, NULL when ok */
 	char			 req_message[256];	/* error detail */
-	CURLcode		 req_curl_result;
 	char			 req_curl_error[CURL_ERROR_SIZE];
 	char			 req_reason[64];	/* upstream reason phrase */
 	char			 req_conn_tokens[128];	/* its Connection */

@@ -162,13 +162,14 @@ ${1:-}
 EOF
 }
 
-# start_proxy [CONFIG]: runs xdrproxy, waits for its listener, sets
-# PROXY_PORT (first TCP listener), PROXY_PID, PROXY_LOG.
+# start_proxy [CONFIG]: runs xdrproxy (with $PROXY_ARGS), waits for its
+# listener, sets PROXY_PORT (first TCP listener), PROXY_PID, PROXY_LOG.
 start_proxy() {
 	local conf=${1:-$T/xdrproxy.conf}
 	PROXY_LOG=$T/proxy.log
 	: > "$PROXY_LOG"
-	"$XDRPROXY" -c "$conf" 2> "$PROXY_LOG" &
+	# shellcheck disable=SC2086
+	"$XDRPROXY" ${PROXY_ARGS:-} -c "$conf" 2> "$PROXY_LOG" &
 	PROXY_PID=$!
 	PIDS+=($PROXY_PID)
 	if ! wait_for 20 grep -q ': xdrproxy [0-9.]* running' "$PROXY_LOG"; then

@@ -126,4 +126,12 @@ expect_match "no core dumps (they would hold the key)" \
     'Max core file size +0 +0 '
 stop_proxy
 expect_no_match "key not in the log" "$(cat "$PROXY_LOG")" "$API_KEY"
+
+# -v logs every request, not only the failed ones.
+expect_no_match "no debug lines without -v" "$(cat "$PROXY_LOG")" 'debug:'
+PROXY_ARGS=-v start_proxy
+px -o /dev/null -X POST -d '{}' /public_api/v1/verbose/
+stop_proxy
+expect_match "-v: a line per request" "$(cat "$PROXY_LOG")" \
+    'debug: request [0-9a-f]{16}: tenant acme: POST /public_api/v1/verbose/ from 127\.0\.0\.1:[0-9]+: 200, [0-9]+ bytes'
 finish
