@@ -585,7 +585,6 @@ config_tenant_new(const char *name, int line)
 		return NULL;
 	}
 	tn->tn_line = line;
-	tn->tn_http2 = 1;
 	TAILQ_INIT(&tn->tn_listens);
 	return tn;
 }

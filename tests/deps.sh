@@ -4,9 +4,11 @@
 # through sudo; never asks questions.
 set -eu
 
+# nghttp2-server: nghttpd, an HTTP/2 tenant for tests/t_http2.sh (the
+# mock tenant speaks HTTP/1.1 only).
 PACKAGES="gcc make autoconf automake libtool pkg-config
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
-curl openssl ca-certificates gzip procps"
+curl openssl ca-certificates gzip procps nghttp2-server"
 
 missing=""
 for p in $PACKAGES; do

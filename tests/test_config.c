@@ -78,7 +78,7 @@ test_good(void)
 	    "  key_type   = standard\n"
 	    "  connect_to = 127.0.0.1:9443\n"
 	    "  server_name = proxy.internal\n"
-	    "  http2 = no\n"
+	    "  http2 = yes\n"
 	    "[tenant b]\n"
 	    "listen = localhost:8090\n"
 	    "fqdn = b.xdr.eu.paloaltonetworks.com\n"
@@ -102,7 +102,7 @@ test_good(void)
 	    "https://api-acme.xdr.us.paloaltonetworks.com");
 	CHECK_STR(tn->tn_key_id, "42");
 	CHECK(tn->tn_key_type == KEY_STANDARD);
-	CHECK(tn->tn_http2 == 0);
+	CHECK(tn->tn_http2 == 1);
 	CHECK(tn->tn_server_names.sl_n == 1);
 	CHECK(tn->tn_allow_paths.sl_n == 1);
 	CHECK_STR(tn->tn_allow_paths.sl_v[0], "/public_api/");
@@ -120,7 +120,7 @@ test_good(void)
 	tn = TAILQ_NEXT(tn, tn_entry);
 	CHECK_STR(tn->tn_name, "b");
 	CHECK(tn->tn_key_type == KEY_ADVANCED);
-	CHECK(tn->tn_http2 == 1);
+	CHECK(tn->tn_http2 == 0);
 	CHECK_STR(tn->tn_allow_paths.sl_v[0], "/public_api/v1/incidents/");
 	CHECK(tn->tn_curl_connect_to == NULL);
 	config_free(cf);
