@@ -415,7 +415,6 @@ config_tenant_listen(struct config_parse *cp, struct tenant *tn,
 		return -1;
 	}
 	la->la_line = cp->cp_line;
-	la->la_fd = -1;
 	TAILQ_INSERT_TAIL(&tn->tn_listens, la, la_entry);
 	return 0;
 }

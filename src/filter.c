@@ -49,11 +49,25 @@ filter_is_digits(const char *s)
 	return 1;
 }
 
+/* Is s an RFC 9110 token (a valid header name)? */
+static int
+filter_is_token(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) &&
+		    strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+			return 0;
+	return 1;
+}
+
 /*
  * Reject ambiguous request framing (a request smuggling vector): both
  * Content-Length and Transfer-Encoding, Content-Length repeated or not a
  * plain number, or a Transfer-Encoding other than "chunked". Returns 0, or
  * -1 with *why set; such a request is answered 400 and the connection closed.
+ * A header name that is not a token counts as ambiguous too.
  */
 int
 filter_framing(const struct evkeyvalq *h, int *has_body, const char **why)
@@ -63,6 +77,14 @@ filter_framing(const struct evkeyvalq *h, int *has_body, const char **why)
 
 	*has_body = 0;
 	TAILQ_FOREACH(kv, h, next) {
+		/*
+		 * "Authorization " is not "Authorization" to the filters, but
+		 * a lenient server downstream could take it for one.
+		 */
+		if (!filter_is_token(kv->key)) {
+			*why = "malformed header name";
+			return -1;
+		}
 		if (strcasecmp(kv->key, "Content-Length") == 0) {
 			if (++ncl > 1) {
 				*why = "repeated Content-Length";
@@ -155,13 +177,16 @@ filter_host_allowed(const char *name, const char *const *names, size_t n)
 	return filter_in(name, names, n);
 }
 
-/* Is this path segment (len bytes) ".", "..", or one spelled with %2e? */
+/*
+ * Is this path segment (len bytes) ".", "..", or one spelled with %2e?
+ * Path parameters do not count: some servers read "..;x" as "..".
+ */
 static int
 filter_dot_segment(const char *s, size_t len)
 {
 	size_t	 dots = 0;
 
-	while (len > 0) {
+	while (len > 0 && *s != ';') {
 		if (*s == '.') {
 			s++;
 			len--;

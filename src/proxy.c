@@ -43,16 +43,17 @@ proxy_now_us(void)
 }
 
 /*
- * The event loop's cached clock, for idle timeouts: data callbacks come
- * many times per request and need no more precision than a loop turn.
+ * A cheap monotonic clock for idle timeouts: data callbacks come many times
+ * per request and need no more than the coarse clock's few ms. (libevent's
+ * cached time follows the wall clock, which can step.)
  */
 static uint64_t
 proxy_loop_us(struct worker *w)
 {
-	struct timeval	 tv;
+	struct timespec	 ts;
 
-	event_base_gettimeofday_cached(w->w_base, &tv);
-	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static uint64_t
@@ -147,6 +148,7 @@ request_free(struct request *req)
 	w->w_nlive--;
 	if (req->req_timer != NULL)
 		event_free(req->req_timer);
+	free(req->req_uri_copy);
 	free(req);
 	worker_request_done(w);
 }
@@ -187,6 +189,9 @@ proxy_fail(struct request *req, int status, const char *code,
 {
 	va_list	 ap;
 
+	/* Already settled (a reply ending, or written): nothing to fail. */
+	if (req->req_flags & (REQ_FINISHING | REQ_HANDED_BACK))
+		return;
 	if (req->req_error == NULL) {
 		req->req_error = code;
 		req->req_status = status;
@@ -304,17 +309,6 @@ proxy_send_error(struct request *req)
 	evbuffer_drain(body, evbuffer_get_length(body));
 }
 
-/*
- * Abort a response already under way: close the client connection so the
- * client sees a truncated body rather than a complete-looking one. evhttp
- * frees the request with the connection.
- */
-static void
-proxy_abort_client(struct request *req)
-{
-	evhttp_connection_free(req->req_conn);
-}
-
 /* A warning for a request that did not end well (-v: all); bytes escaped. */
 static void
 proxy_log_end(const struct request *req)
@@ -338,14 +332,49 @@ proxy_log_end(const struct request *req)
 	    msg[0] != '\0' ? ": " : "", msg);
 }
 
-/* evhttp wrote a reply completely (not called if the client left first). */
+/* Audit, log and free a request whose end is settled. */
+static void
+request_close(struct request *req)
+{
+	req->req_end_mono_us = proxy_now_us();
+	if (audit_write(req) == -1)
+		log_warn("request %s: audit record not written", req->req_id);
+	proxy_log_end(req);
+	request_free(req);
+}
+
+/*
+ * evhttp wrote the whole reply (its on-complete callback). Queue the
+ * request for request_end() to audit it; the connection carries on.
+ */
 static void
 proxy_reply_flushed(struct evhttp_request *http, void *arg)
 {
-	struct worker	*w = arg;
+	struct request	*req = arg;
 
-	w->w_nflushing--;
-	worker_request_done(w);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(http),
+	    NULL, NULL);
+	req->req_http = NULL;
+	req->req_conn = NULL;
+	proxy_finish(req);
+}
+
+/*
+ * The client went away before the reply was written: evhttp frees the
+ * request with the connection; audit it as aborted.
+ */
+static void
+proxy_flush_failed(struct evhttp_connection *conn, void *arg)
+{
+	struct request	*req = arg;
+
+	req->req_outcome = OUTCOME_CLIENT_ABORTED;
+	req->req_error = "client_closed";
+	snprintf(req->req_message, sizeof(req->req_message),
+	    "the client closed the connection before the reply was written");
+	req->req_http = NULL;
+	req->req_conn = NULL;
+	proxy_finish(req);
 }
 
 /* How request_end() hands the request back to evhttp. */
@@ -357,18 +386,26 @@ enum request_release {
 };
 
 /*
- * Settle the outcome, audit it, then hand the request back to evhttp and
- * free it. The audit record comes first: it reads the request line, which
- * evhttp frees with the request.
+ * Settle the outcome and hand the request back to evhttp. When the client
+ * is gone or cut off, audit and free at once. When a reply is still to be
+ * written, the record waits until it is (proxy_reply_flushed) or the
+ * client leaves first (proxy_flush_failed): both queue the request here
+ * again, REQ_HANDED_BACK set, to be audited and freed. The request line
+ * is copied first: evhttp frees its own with the request.
  */
 static void
 request_end(struct request *req)
 {
 	enum request_release	 how;
+	struct evhttp_request	*http;
+	struct evhttp_connection *conn;
 
+	if (req->req_flags & REQ_HANDED_BACK) {
+		request_close(req);
+		return;
+	}
 	upstream_detach(req);
 	evtimer_del(req->req_timer);
-	req->req_end_mono_us = proxy_now_us();
 
 	if (req->req_flags & REQ_CLIENT_GONE) {
 		how = RELEASE_DETACHED;
@@ -396,40 +433,44 @@ request_end(struct request *req)
 		snprintf(req->req_message, sizeof(req->req_message),
 		    "the tenant sent no response");
 	}
-	if (how == RELEASE_ERROR)
-		proxy_error_body(req);
 
-	if (audit_write(req) == -1)
-		log_warn("request %s: audit record not written", req->req_id);
-	proxy_log_end(req);
-
-	if (how != RELEASE_DETACHED) {
-		evhttp_connection_set_closecb(req->req_conn, NULL, NULL);
-		proxy_unwatch_client(req);
-	}
-	if (how == RELEASE_ERROR || how == RELEASE_END) {
-		/* A graceful shutdown waits for the reply to be written. */
-		req->req_worker->w_nflushing++;
-		evhttp_request_set_on_complete_cb(req->req_http,
-		    proxy_reply_flushed, req->req_worker);
-	}
+	http = req->req_http;
+	conn = req->req_conn;
 	switch (how) {
 	case RELEASE_DETACHED:
-		evhttp_send_reply_end(req->req_http);
-		break;
-	case RELEASE_ERROR:
-		proxy_send_error(req);
+		/* The record reads the request line: before evhttp frees it. */
+		request_close(req);
+		evhttp_send_reply_end(http);
 		break;
 	case RELEASE_ABORT:
-		proxy_abort_client(req);
+		evhttp_connection_set_closecb(conn, NULL, NULL);
+		request_close(req);
+		/* A truncated body, not a complete-looking one. */
+		evhttp_connection_free(conn);
 		break;
+	case RELEASE_ERROR:
 	case RELEASE_END:
-		evhttp_send_reply_end(req->req_http);
+		if ((req->req_uri = req->req_uri_copy = strdup(
+		    req->req_uri)) == NULL) {
+			req->req_uri = "";
+			req->req_path_len = 0;
+		}
+		if (how == RELEASE_ERROR)
+			proxy_error_body(req);
+		proxy_unwatch_client(req);
+		evhttp_connection_set_closecb(req->req_conn,
+		    proxy_flush_failed, req);
+		evhttp_request_set_on_complete_cb(req->req_http,
+		    proxy_reply_flushed, req);
+		req->req_flags |= REQ_HANDED_BACK;
+		req->req_flags &= ~REQ_FINISHING;
+		/* Either may run the callbacks above at once. */
+		if (how == RELEASE_ERROR)
+			proxy_send_error(req);
+		else
+			evhttp_send_reply_end(req->req_http);
 		break;
 	}
-	req->req_http = NULL;
-	req->req_conn = NULL;
-	request_free(req);
 }
 
 /* Is the Host header one this listener answers to? */
@@ -496,6 +537,16 @@ proxy_handle(struct evhttp_request *http, void *arg)
 	    proxy_check_host(req, host) == -1)
 		return;
 	cmd = evhttp_request_get_command(http);
+	/*
+	 * evhttp reads no body for HEAD or TRACE: one would be taken for the
+	 * next request on the connection.
+	 */
+	if (has_body && (cmd == EVHTTP_REQ_HEAD || cmd == EVHTTP_REQ_TRACE)) {
+		req->req_flags |= REQ_CLOSE;
+		proxy_fail(req, 400, "bad_request", "%s with a body",
+		    req->req_method);
+		return;
+	}
 	if (cmd == EVHTTP_REQ_CONNECT || cmd == EVHTTP_REQ_TRACE) {
 		proxy_fail(req, 405, "method_not_allowed", "%s is not "
 		    "forwarded", req->req_method);
@@ -625,6 +676,11 @@ proxy_status_line(struct request *req, const char *line, size_t len)
 			rlen = sizeof(req->req_reason) - 1;
 		memcpy(req->req_reason, sp + 5, rlen);
 		req->req_reason[rlen] = '\0';
+		/* Not passed on with control bytes: evhttp's own phrase then. */
+		for (i = 0; req->req_reason[i] != '\0'; i++)
+			if ((unsigned char)req->req_reason[i] < 0x20 ||
+			    req->req_reason[i] == 0x7f)
+				req->req_reason[0] = '\0';
 	}
 	return 0;
 }
@@ -712,10 +768,13 @@ proxy_upstream_data(struct request *req, const char *data, size_t n)
 	req->req_last_activity_us = proxy_loop_us(req->req_worker);
 	out = bufferevent_get_output(evhttp_connection_get_bufferevent(
 	    req->req_conn));
-	if (evbuffer_get_length(out) >= PROXY_CLIENT_HWM) {
+	/* Pause only once a chunk has set proxy_client_drained to resume. */
+	if (evbuffer_get_length(out) >= PROXY_CLIENT_HWM &&
+	    (req->req_flags & REQ_BODY_STARTED)) {
 		req->req_flags |= REQ_PAUSED;
 		return CURL_WRITEFUNC_PAUSE;
 	}
+	req->req_flags |= REQ_BODY_STARTED;
 	if (evbuffer_add(scratch, data, n) == -1)
 		return 0;
 	evhttp_send_reply_chunk_with_cb(req->req_http, scratch,

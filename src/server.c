@@ -241,18 +241,9 @@ server_listen(struct worker *w, struct tenant *tn, struct listen_addr *la,
 	ln->ln_tenant = tn;
 	ln->ln_addr = la;
 	TAILQ_INSERT_TAIL(&w->w_listeners, ln, ln_entry);
-	if (la->la_unix && w->w_index > 0) {
-		/* Every worker accepts on the first one's unix socket. */
-		if ((fd = fcntl(la->la_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-			if (asprintf(cause, "%s: %s", la->la_path,
-			    strerror(errno)) == -1)
-				*cause = NULL;
-			return -1;
-		}
-	} else if (la->la_unix) {
+	if (la->la_unix) {
 		if ((fd = server_unix_socket(la, cause)) == -1)
 			return -1;
-		la->la_fd = fd;
 	} else if ((fd = server_tcp_socket(w, la, cause)) == -1)
 		return -1;
 	if (!la->la_unix) {
@@ -313,6 +304,13 @@ server_start(struct worker *w, struct config *cf, char **cause)
 	*cause = NULL;
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
 		TAILQ_FOREACH(la, &tn->tn_listens, la_entry) {
+			/*
+			 * A unix socket is served by the first worker only:
+			 * sharing one descriptor between event loops (dup) is
+			 * what libevent's epoll changelist cannot handle.
+			 */
+			if (la->la_unix && w->w_index > 0)
+				continue;
 			if (server_listen(w, tn, la, &why) == -1) {
 				if (asprintf(cause, "%s:%d: listen %s", cf->cf_file,
 				    la->la_line, why != NULL ? why :

@@ -127,6 +127,7 @@ sign_hash(struct signer *sg, const char *key, size_t keylen,
 		out[i * 2 + 1] = hex[md[i] & 0xf];
 	}
 	out[mdlen * 2] = '\0';
+	OPENSSL_cleanse(md, sizeof(md));
 	return 0;
 }
 

@@ -41,11 +41,11 @@ worker_base_new(void)
 	return base;
 }
 
-/* Called as requests end and replies are written: finish a shutdown. */
+/* Called as requests are freed (replies written): finish a shutdown. */
 void
 worker_request_done(struct worker *w)
 {
-	if (w->w_draining && w->w_nlive == 0 && w->w_nflushing == 0)
+	if (w->w_draining && w->w_nlive == 0)
 		event_base_loopbreak(w->w_base);
 }
 
@@ -195,11 +195,17 @@ worker_join(struct worker *w)
 	w->w_started = 0;
 }
 
-/* Free everything; the worker's thread has ended and no request is live. */
+/*
+ * Free everything; the worker's thread has ended. Replies still being
+ * written when the loop stopped end with their connections in
+ * server_free(): audit them before the rest goes.
+ */
 void
 worker_free(struct worker *w)
 {
 	server_free(w);
+	if (w->w_reaper != NULL)
+		proxy_reap(-1, 0, w);
 	upstream_free(w);
 	sign_free(&w->w_signer);
 	if (w->w_shutdown_timer != NULL)

@@ -84,7 +84,6 @@ struct listen_addr {
 	char			 la_text[128];	/* as written, for messages */
 	/* Set by the first worker's server_start(), used by the others. */
 	struct sockaddr_storage	 la_bound;	/* with the port chosen */
-	int			 la_fd;		/* unix: the listening socket */
 };
 TAILQ_HEAD(listen_addrs, listen_addr);
 
@@ -224,6 +223,8 @@ int	 server_local_name(struct evhttp_connection *, char *, size_t);
 #define REQ_FINISHING		0x0020	/* queued for request_end */
 #define REQ_CLOSE		0x0080	/* close the client connection after */
 #define REQ_HEADERS_DONE	0x0100	/* final upstream header block read */
+#define REQ_HANDED_BACK		0x0200	/* reply given to evhttp to write */
+#define REQ_BODY_STARTED	0x0400	/* a body chunk sent: drain cb set */
 
 struct request {
 	TAILQ_ENTRY(request)	 req_entry;	/* worker's live requests */
@@ -237,7 +238,8 @@ struct request {
 	struct curl_slist	*req_headers;
 	struct event		*req_timer;	/* upstream idle timeout */
 	const char		*req_method;
-	const char		*req_uri;	/* owned by req_http */
+	const char		*req_uri;	/* evhttp's, or req_uri_copy */
+	char			*req_uri_copy;	/* once handed back */
 	size_t			 req_path_len;	/* bytes before '?' */
 	char			 req_id[REQUEST_ID_LEN + 1];
 	char			 req_client[64];
@@ -291,8 +293,7 @@ struct worker {
 	struct event		*w_reaper;	/* ends finished requests */
 	struct requests		 w_live;
 	struct requests		 w_done;
-	size_t			 w_nlive;
-	size_t			 w_nflushing;	/* replies being written */
+	size_t			 w_nlive;	/* until audited, flush included */
 	struct signer		 w_signer;
 	struct evbuffer		*w_scratch;	/* chunk staging */
 	struct evbuffer		*w_audit;	/* record formatting */

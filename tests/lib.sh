@@ -249,6 +249,10 @@ raw_request() {
 hwm_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
 [ -x "$XDRPROXY" ] || { echo "missing $XDRPROXY: run make first"; exit 99; }
+# A build configured with --enable-asan: memory figures mean nothing there.
+if grep -q '^SAN_CFLAGS = -fsanitize' "$top_builddir/Makefile" 2>/dev/null; then
+	XDRPROXY_SANITIZED=1
+fi
 [ -x "$MOCK" ] || { echo "missing $MOCK: run make first"; exit 99; }
 command -v curl >/dev/null || { echo "curl is required"; exit 99; }
 command -v openssl >/dev/null || { echo "openssl is required"; exit 99; }

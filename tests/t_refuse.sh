@@ -44,6 +44,7 @@ refused "root path" 403 path_not_allowed /
 refused "dot segment" 400 bad_request --path-as-is /public_api/../admin/
 refused "encoded dot segment" 400 bad_request /public_api/%2e%2e/admin/
 refused "encoded slash" 400 bad_request /public_api/..%2Fadmin/
+refused "dot segment with a parameter" 400 bad_request --path-as-is '/public_api/..;x/admin/'
 refused "TRACE" 405 method_not_allowed -X TRACE /public_api/v1/x/
 
 expect_eq "nothing refused reached the tenant" "$(mock_requests)" "$before"
@@ -92,6 +93,10 @@ smuggle $'POST /public_api/v1/x/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encodin
     "Transfer-Encoding gzip, chunked" xdrproxy
 smuggle $'POST /public_api/v1/x/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: +3\r\n\r\nabcGET /public_api/v1/smuggled/ HTTP/1.1\r\nHost: localhost\r\n\r\n' \
     "Content-Length with a sign" xdrproxy
+smuggle $'HEAD /public_api/v1/x/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 52\r\n\r\nGET /public_api/v1/smuggled/ HTTP/1.1\r\nHost: x\r\n\r\n' \
+    "HEAD with a body" xdrproxy
+smuggle $'POST /public_api/v1/x/ HTTP/1.1\r\nHost: localhost\r\nAuthorization : Basic eDp5\r\nContent-Length: 2\r\n\r\n{}' \
+    "header name with a space" xdrproxy
 printf 'POST /public_api/v1/x/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n' |
     raw_request "$PROXY_PORT" > "$T/raw"
 expect_match "malformed Content-Length: 400" "$(head -n 1 "$T/raw")" '^HTTP/1\.1 400 '

@@ -77,6 +77,9 @@ test_framing(void)
 	CHECK(framing(&b, "Transfer-Encoding", "gzip, chunked", NULL) == -1);
 	CHECK(framing(&b, "Transfer-Encoding", "chunked", "Transfer-Encoding",
 	    "chunked", NULL) == -1);
+	CHECK(framing(&b, "Authorization ", "x", NULL) == -1);
+	CHECK(framing(&b, "Transfer Encoding", "x", NULL) == -1);
+	CHECK(framing(&b, "X-Ok_1.2~", "x", NULL) == 0);
 }
 
 static void
@@ -165,6 +168,9 @@ test_uri(void)
 	CHECK(filter_uri("/public_api/v1/..", &allow, &st, &why) == -1);
 	CHECK(filter_uri("/public_api/..%2fadmin", &allow, &st, &why) == -1);
 	CHECK(filter_uri("/public_api/..%5Cadmin", &allow, &st, &why) == -1);
+	CHECK(filter_uri("/public_api/..;x=1/admin", &allow, &st, &why) == -1);
+	CHECK(filter_uri("/public_api/.;/x", &allow, &st, &why) == -1);
+	CHECK(filter_uri("/public_api/v1/a;b=1/", &allow, &st, &why) == 0);
 	CHECK(filter_uri("/public_api/a\\b", &allow, &st, &why) == -1);
 	CHECK(filter_uri("/public_api/a b", &allow, &st, &why) == -1 &&
 	    st == 400);
