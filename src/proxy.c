@@ -31,7 +31,6 @@
 static void	request_end(struct request *);
 static void	proxy_client_closed(struct evhttp_connection *, void *);
 static void	proxy_idle_timeout(evutil_socket_t, short, void *);
-static void	proxy_arm_timer(struct request *, unsigned int);
 
 uint64_t
 proxy_now_us(void)
@@ -566,15 +565,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		return;
 	}
 	req->req_last_activity_us = proxy_loop_us(req->req_worker);
-	proxy_arm_timer(req, w->w_conf->cf_upstream_timeout);
-}
-
-static void
-proxy_arm_timer(struct request *req, unsigned int ms)
-{
-	struct timeval	 tv = ms_timeval(ms);
-
-	evtimer_add(req->req_timer, &tv);
+	timer_add_ms(req->req_timer, w->w_conf->cf_upstream_timeout);
 }
 
 /*
@@ -592,9 +583,12 @@ proxy_idle_timeout(evutil_socket_t fd, short what, void *arg)
 	if (req->req_flags & (REQ_FINISHING | REQ_UPSTREAM_DONE))
 		return;
 	idle = (now - req->req_last_activity_us) / 1000;
-	if ((req->req_flags & REQ_PAUSED) || idle < limit) {
-		proxy_arm_timer(req, (req->req_flags & REQ_PAUSED) ? limit :
-		    limit - (unsigned int)idle);
+	if (req->req_flags & REQ_PAUSED) {
+		timer_add_ms(req->req_timer, limit);
+		return;
+	}
+	if (idle < limit) {
+		timer_add_ms(req->req_timer, limit - (unsigned int)idle);
 		return;
 	}
 	proxy_fail(req, 504, "upstream_timeout", "no data from the tenant for "

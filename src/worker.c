@@ -49,14 +49,6 @@ worker_request_done(struct worker *w)
 		event_base_loopbreak(w->w_base);
 }
 
-static void
-worker_arm_deadline(struct worker *w, unsigned int ms)
-{
-	struct timeval	 tv = ms_timeval(ms);
-
-	evtimer_add(w->w_shutdown_timer, &tv);
-}
-
 /*
  * shutdown_timeout passed (or a second signal): end what is still running
  * with 503 and give the replies a second to be written; the second time,
@@ -76,7 +68,7 @@ worker_deadline(evutil_socket_t fd, short what, void *arg)
 		    w->w_nlive);
 	w->w_draining = 2;
 	proxy_end_all(w, 503, "shutting_down");
-	worker_arm_deadline(w, 1000);
+	timer_add_ms(w->w_shutdown_timer, 1000);
 }
 
 /* In the worker's thread: act on what worker_stop() asked. */
@@ -97,7 +89,8 @@ worker_control(evutil_socket_t fd, short what, void *arg)
 		    w->w_index, w->w_nlive);
 		w->w_draining = 1;
 		server_stop_accepting(w);
-		worker_arm_deadline(w, w->w_conf->cf_shutdown_timeout);
+		timer_add_ms(w->w_shutdown_timer,
+		    w->w_conf->cf_shutdown_timeout);
 		worker_request_done(w);
 	}
 	if (level >= 2 && w->w_draining == 1) {

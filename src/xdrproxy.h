@@ -41,6 +41,15 @@ ms_timeval(unsigned int ms)
 	return tv;
 }
 
+/* Arm a timer event to fire in ms. */
+static inline void
+timer_add_ms(struct event *ev, unsigned int ms)
+{
+	struct timeval	 tv = ms_timeval(ms);
+
+	evtimer_add(ev, &tv);
+}
+
 /* log.c */
 void	 log_init(int verbosity);
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
