@@ -32,26 +32,18 @@ static void	request_end(struct request *);
 static void	proxy_client_closed(struct evhttp_connection *, void *);
 static void	proxy_idle_timeout(evutil_socket_t, short, void *);
 
-uint64_t
-proxy_now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /*
- * A cheap monotonic clock for idle timeouts: data callbacks come many times
- * per request and need no more than the coarse clock's few ms. (libevent's
- * cached time follows the wall clock, which can step.)
+ * A monotonic clock in us. Durations use CLOCK_MONOTONIC; idle timeouts,
+ * checked on every data callback, CLOCK_MONOTONIC_COARSE (a few ms is
+ * plenty, and cheaper). libevent's cached time follows the wall clock,
+ * which can step.
  */
 static uint64_t
-proxy_loop_us(struct worker *w)
+proxy_clock_us(clockid_t id)
 {
 	struct timespec	 ts;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
@@ -111,7 +103,7 @@ request_new(struct listener *ln, struct evhttp_request *http)
 		req->req_uri = "";
 	req->req_path_len = strcspn(req->req_uri, "?");
 	req->req_start_wall_ms = proxy_wall_ms();
-	req->req_start_mono_us = proxy_now_us();
+	req->req_start_mono_us = proxy_clock_us(CLOCK_MONOTONIC);
 	req->req_bytes_in = evbuffer_get_length(
 	    evhttp_request_get_input_buffer(http));
 	snprintf(req->req_id, sizeof(req->req_id), "%08" PRIx32 "%08" PRIx32,
@@ -335,7 +327,7 @@ proxy_log_end(const struct request *req)
 static void
 request_close(struct request *req)
 {
-	req->req_end_mono_us = proxy_now_us();
+	req->req_end_mono_us = proxy_clock_us(CLOCK_MONOTONIC);
 	if (audit_write(req) == -1)
 		log_warn("request %s: audit record not written", req->req_id);
 	proxy_log_end(req);
@@ -564,7 +556,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		free(cause);
 		return;
 	}
-	req->req_last_activity_us = proxy_loop_us(req->req_worker);
+	req->req_last_activity_us = proxy_clock_us(CLOCK_MONOTONIC_COARSE);
 	timer_add_ms(req->req_timer, w->w_conf->cf_upstream_timeout);
 }
 
@@ -578,7 +570,7 @@ proxy_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct request	*req = arg;
 	unsigned int	 limit = req->req_worker->w_conf->cf_upstream_timeout;
-	uint64_t	 idle, now = proxy_loop_us(req->req_worker);
+	uint64_t	 idle, now = proxy_clock_us(CLOCK_MONOTONIC_COARSE);
 
 	if (req->req_flags & (REQ_FINISHING | REQ_UPSTREAM_DONE))
 		return;
@@ -605,7 +597,7 @@ proxy_client_drained(struct evhttp_connection *conn, void *arg)
 	    (req->req_flags & REQ_FINISHING))
 		return;
 	req->req_flags &= ~REQ_PAUSED;
-	req->req_last_activity_us = proxy_loop_us(req->req_worker);
+	req->req_last_activity_us = proxy_clock_us(CLOCK_MONOTONIC_COARSE);
 	upstream_resume(req);
 }
 
@@ -671,10 +663,13 @@ proxy_status_line(struct request *req, const char *line, size_t len)
 		memcpy(req->req_reason, sp + 5, rlen);
 		req->req_reason[rlen] = '\0';
 		/* Not passed on with control bytes: evhttp's own phrase then. */
-		for (i = 0; req->req_reason[i] != '\0'; i++)
+		for (i = 0; req->req_reason[i] != '\0'; i++) {
 			if ((unsigned char)req->req_reason[i] < 0x20 ||
-			    req->req_reason[i] == 0x7f)
+			    req->req_reason[i] == 0x7f) {
 				req->req_reason[0] = '\0';
+				break;
+			}
+		}
 	}
 	return 0;
 }
@@ -693,7 +688,7 @@ proxy_upstream_header(struct request *req, const char *line, size_t n)
 
 	if (req->req_flags & (REQ_CLIENT_GONE | REQ_FINISHING))
 		return 0;
-	req->req_last_activity_us = proxy_loop_us(req->req_worker);
+	req->req_last_activity_us = proxy_clock_us(CLOCK_MONOTONIC_COARSE);
 	if (req->req_flags & REQ_HEADERS_DONE)
 		return n;	/* trailers */
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -759,7 +754,7 @@ proxy_upstream_data(struct request *req, const char *data, size_t n)
 	if (req->req_flags & (REQ_CLIENT_GONE | REQ_FINISHING) ||
 	    !(req->req_flags & REQ_REPLY_STARTED))
 		return 0;
-	req->req_last_activity_us = proxy_loop_us(req->req_worker);
+	req->req_last_activity_us = proxy_clock_us(CLOCK_MONOTONIC_COARSE);
 	out = bufferevent_get_output(evhttp_connection_get_bufferevent(
 	    req->req_conn));
 	/* Pause only once a chunk has set proxy_client_drained to resume. */

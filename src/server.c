@@ -335,7 +335,7 @@ server_stop_accepting(struct worker *w)
 			continue;
 		evhttp_del_accept_socket(ln->ln_http, ln->ln_bound);
 		ln->ln_bound = NULL;
-		if (ln->ln_addr->la_unix && w->w_index == 0)
+		if (ln->ln_addr->la_unix)
 			unlink(ln->ln_addr->la_path);
 	}
 }

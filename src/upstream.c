@@ -419,8 +419,8 @@ upstream_start(struct request *req, int has_body, char **cause)
 		return -1;
 
 	evbuffer_drain(tmp, evbuffer_get_length(tmp));
-	evbuffer_add_printf(tmp, "%s%s", tn->tn_base_url, req->req_uri);
-	evbuffer_add(tmp, "", 1);
+	evbuffer_add(tmp, tn->tn_base_url, strlen(tn->tn_base_url));
+	evbuffer_add(tmp, req->req_uri, strlen(req->req_uri) + 1);
 	len = evbuffer_get_length(tmp);
 	curl_easy_setopt(easy, CURLOPT_URL, evbuffer_pullup(tmp, -1));
 	evbuffer_drain(tmp, len);

@@ -279,7 +279,6 @@ void	 proxy_end_all(struct worker *, int, const char *);
 size_t	 proxy_upstream_header(struct request *, const char *, size_t);
 size_t	 proxy_upstream_data(struct request *, const char *, size_t);
 void	 proxy_upstream_done(struct request *, CURLcode);
-uint64_t proxy_now_us(void);
 
 /* upstream.c */
 int	 upstream_init(struct worker *, struct config *, char **);
