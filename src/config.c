@@ -23,31 +23,7 @@
 
 #include "xdrproxy.h"
 
-enum {
-	P_AUDIT_LOG, P_MAX_BODY, P_MAX_HEADERS, P_CLIENT_TIMEOUT,
-	P_CONNECT_TIMEOUT, P_UPSTREAM_TIMEOUT, P_SHUTDOWN_TIMEOUT,
-	P_MAX_CONNECTIONS, P_IDLE_CONNECTIONS, P_WORKERS
-};
-static const char *const config_proxy_keys[] = {
-	"audit_log", "max_body", "max_headers", "client_timeout",
-	"connect_timeout", "upstream_timeout", "shutdown_timeout",
-	"max_connections", "idle_connections", "workers", NULL
-};
-
 #define CONFIG_MAX_WORKERS	64
-
-enum {
-	T_LISTEN, T_FQDN, T_KEY_ID, T_KEY_FILE, T_KEY_TYPE, T_CA_FILE,
-	T_CONNECT_TO, T_SERVER_NAME, T_ALLOW_PATH, T_HTTP2
-};
-static const char *const config_tenant_keys[] = {
-	"listen", "fqdn", "key_id", "key_file", "key_type", "ca_file",
-	"connect_to", "server_name", "allow_path", "http2", NULL
-};
-/* Keys that may appear more than once in a section. */
-#define T_REPEATABLE	((1 << T_LISTEN) | (1 << T_SERVER_NAME) | \
-			 (1 << T_ALLOW_PATH))
-
 #define CONFIG_DEFAULT_ALLOW_PATH	"/public_api/"
 
 struct config_parse {
@@ -279,143 +255,239 @@ config_valid_hostname(const char *s)
 	return strstr(s, "..") == NULL;
 }
 
+/*
+ * The settings of a section, one table each: name, type, where the value
+ * goes (offsetof in struct config or struct tenant), limits. One setter,
+ * config_set(), walks them. A setting's position in its table indexes
+ * cf_seen / tn_seen, the line it was last set on (0: not set).
+ */
+enum config_type {
+	CT_SIZE,	/* size_t: bytes, 16m, 512k, 100 */
+	CT_DURATION,	/* unsigned int: ms, from 30s, 500ms, 2m, 1h, 30 */
+	CT_INT,		/* int: a decimal number */
+	CT_LONG,	/* long: a decimal number */
+	CT_COUNT,	/* size_t: a decimal number */
+	CT_BOOL,	/* int: yes/no, on/off, true/false, 1/0 */
+	CT_ENUM,	/* an enum: the value's index in ck_names */
+	CT_STRING,	/* char *: a copy of the value */
+	CT_PATH,	/* char *: an absolute path */
+	CT_LISTEN,	/* struct listen_addrs: one more listener */
+	CT_STRLIST	/* struct strlist: one more string */
+};
+
+#define CK_REPEAT	0x01	/* may appear more than once */
+#define CK_REQUIRED	0x02	/* a [tenant] section needs it */
+#define CK_AUTO		0x04	/* a number, or "auto" (stored as 0) */
+#define CK_DASH		0x08	/* a path, or "-" (stdout) */
+
+struct config_key {
+	const char		 *ck_name;
+	enum config_type	  ck_type;
+	size_t			  ck_offset;
+	long long		  ck_min;	/* numbers */
+	long long		  ck_max;
+	int			  ck_flags;
+	const char *const	 *ck_names;	/* CT_ENUM, NULL-terminated */
+	/* Checks the type does not make; reports its own error. */
+	int			(*ck_check)(struct config_parse *,
+				    const char *, const char *);
+};
+
+/* offsetof, and a compile-time check that the field has the C type t. */
+#define CF(f, t)	(offsetof(struct config, f) + \
+			    0 * sizeof(&((struct config *)0)->f == (t *)0))
+#define TN(f, t)	(offsetof(struct tenant, f) + \
+			    0 * sizeof(&((struct tenant *)0)->f == (t *)0))
+
+#define CONFIG_SIZE_MAX	(1LL << 40)	/* sizes: 1 to 1 TiB */
+#define CONFIG_MS_MAX	((long long)UINT_MAX)	/* durations: 1ms to 49 days */
+
+static int	config_check_fqdn(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_hostname(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_key_id(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_readable(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_connect_to(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_allow_path(struct config_parse *, const char *,
+		    const char *);
+
+static const struct config_key config_proxy_keys[] = {
+	{ "audit_log", CT_PATH, CF(cf_audit_log, char *),
+	    .ck_flags = CK_DASH },
+	{ "max_body", CT_SIZE, CF(cf_max_body, size_t),
+	    .ck_min = 1, .ck_max = CONFIG_SIZE_MAX },
+	{ "max_headers", CT_SIZE, CF(cf_max_headers, size_t),
+	    .ck_min = 1, .ck_max = CONFIG_SIZE_MAX },
+	{ "max_header_count", CT_COUNT, CF(cf_max_header_count, size_t),
+	    .ck_min = 1, .ck_max = 10000 },
+	{ "max_clients", CT_LONG, CF(cf_max_clients, long),
+	    .ck_min = 1, .ck_max = 1000000 },
+	{ "client_timeout", CT_DURATION,
+	    CF(cf_client_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = CONFIG_MS_MAX },
+	{ "client_header_timeout", CT_DURATION,
+	    CF(cf_client_header_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = CONFIG_MS_MAX },
+	{ "client_body_timeout", CT_DURATION,
+	    CF(cf_client_body_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = CONFIG_MS_MAX },
+	{ "keepalive_timeout", CT_DURATION,
+	    CF(cf_keepalive_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = CONFIG_MS_MAX },
+	{ "connect_timeout", CT_DURATION,
+	    CF(cf_connect_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = CONFIG_MS_MAX },
+	{ "upstream_timeout", CT_DURATION,
+	    CF(cf_upstream_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = CONFIG_MS_MAX },
+	{ "shutdown_timeout", CT_DURATION,
+	    CF(cf_shutdown_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = CONFIG_MS_MAX },
+	{ "max_connections", CT_LONG, CF(cf_max_connections, long),
+	    .ck_min = 0, .ck_max = 100000 },
+	{ "idle_connections", CT_LONG, CF(cf_idle_connections, long),
+	    .ck_min = 0, .ck_max = 100000 },
+	{ "workers", CT_INT, CF(cf_workers, int),
+	    .ck_min = 1, .ck_max = CONFIG_MAX_WORKERS, .ck_flags = CK_AUTO },
+	{ .ck_name = NULL }
+};
+
+/* In the order of enum key_type. */
+static const char *const config_key_types[] = { "advanced", "standard", NULL };
+
+static const struct config_key config_tenant_keys[] = {
+	{ "listen", CT_LISTEN, TN(tn_listens, struct listen_addrs),
+	    .ck_flags = CK_REPEAT | CK_REQUIRED },
+	{ "fqdn", CT_STRING, TN(tn_fqdn, char *),
+	    .ck_flags = CK_REQUIRED, .ck_check = config_check_fqdn },
+	{ "key_id", CT_STRING, TN(tn_key_id, char *),
+	    .ck_flags = CK_REQUIRED, .ck_check = config_check_key_id },
+	{ "key_file", CT_PATH, TN(tn_key_file, char *),
+	    .ck_flags = CK_REQUIRED },
+	{ "key_type", CT_ENUM, TN(tn_key_type, enum key_type),
+	    .ck_names = config_key_types },
+	{ "ca_file", CT_STRING, TN(tn_ca_file, char *),
+	    .ck_check = config_check_readable },
+	{ "connect_to", CT_STRING, TN(tn_connect_to, char *),
+	    .ck_check = config_check_connect_to },
+	{ "server_name", CT_STRLIST, TN(tn_server_names, struct strlist),
+	    .ck_flags = CK_REPEAT, .ck_check = config_check_hostname },
+	{ "allow_path", CT_STRLIST, TN(tn_allow_paths, struct strlist),
+	    .ck_flags = CK_REPEAT, .ck_check = config_check_allow_path },
+	{ "http2", CT_BOOL, TN(tn_http2, int), .ck_flags = 0 },
+	{ .ck_name = NULL }
+};
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+_Static_assert(nitems(config_proxy_keys) - 1 <=
+    nitems(((struct config *)0)->cf_seen), "cf_seen too small");
+_Static_assert(nitems(config_tenant_keys) - 1 <=
+    nitems(((struct tenant *)0)->tn_seen), "tn_seen too small");
+/* CT_ENUM stores an int. */
+_Static_assert(sizeof(enum key_type) == sizeof(int), "enum not int-sized");
+
+/* The line a setting was (last) set on, 0 if it was not. */
 static int
-config_key_index(const char *const *keys, const char *name)
+config_key_line(const struct config_key *keys, const int *seen,
+    const char *name)
 {
-	int	 i;
+	int	 k;
 
-	for (i = 0; keys[i] != NULL; i++)
-		if (strcmp(keys[i], name) == 0)
-			return i;
-	return -1;
-}
-
-static int
-config_proxy_set(struct config_parse *cp, const char *name,
-    const char *value)
-{
-	struct config	*cf = cp->cp_conf;
-	int		 k, line = cp->cp_line;
-	size_t		 sz;
-	unsigned int	*dur = NULL;
-	long		*count = NULL;
-	char		*end;
-	long		 v;
-
-	if ((k = config_key_index(config_proxy_keys, name)) == -1) {
-		config_error(cp, line, "unknown key '%s' in [proxy]", name);
-		return -1;
-	}
-	if (cf->cf_seen[k] != 0) {
-		config_error(cp, line, "'%s' already set on line %d", name,
-		    cf->cf_seen[k]);
-		return -1;
-	}
-	cf->cf_seen[k] = line;
-	if (*value == '\0') {
-		config_error(cp, line, "'%s' needs a value", name);
-		return -1;
-	}
-	switch (k) {
-	case P_AUDIT_LOG:
-		if (strcmp(value, "-") != 0 && value[0] != '/') {
-			config_error(cp, line, "audit_log must be an absolute "
-			    "path or \"-\" (stdout)");
-			return -1;
-		}
-		free(cf->cf_audit_log);
-		if ((cf->cf_audit_log = strdup(value)) == NULL)
-			goto nomem;
-		cf->cf_audit_log_line = line;
-		return 0;
-	case P_MAX_BODY:
-	case P_MAX_HEADERS:
-		if (config_parse_size(value, &sz) == -1 || sz == 0 ||
-		    sz > (size_t)1 << 40) {
-			config_error(cp, line, "%s: bad size '%s' (e.g. 16m, "
-			    "512k)", name, value);
-			return -1;
-		}
-		if (k == P_MAX_BODY)
-			cf->cf_max_body = sz;
-		else
-			cf->cf_max_headers = sz;
-		return 0;
-	case P_CLIENT_TIMEOUT:
-		dur = &cf->cf_client_timeout;
-		break;
-	case P_CONNECT_TIMEOUT:
-		dur = &cf->cf_connect_timeout;
-		break;
-	case P_UPSTREAM_TIMEOUT:
-		dur = &cf->cf_upstream_timeout;
-		break;
-	case P_SHUTDOWN_TIMEOUT:
-		dur = &cf->cf_shutdown_timeout;
-		break;
-	case P_MAX_CONNECTIONS:
-		count = &cf->cf_max_connections;
-		break;
-	case P_IDLE_CONNECTIONS:
-		count = &cf->cf_idle_connections;
-		break;
-	case P_WORKERS:
-		if (strcmp(value, "auto") == 0) {
-			cf->cf_workers = 0;
-			return 0;
-		}
-		errno = 0;
-		v = strtol(value, &end, 10);
-		if (errno != 0 || *end != '\0' || v < 1 ||
-		    v > CONFIG_MAX_WORKERS) {
-			config_error(cp, line, "workers: expected auto or a "
-			    "number from 1 to %d, not '%s'", CONFIG_MAX_WORKERS,
-			    value);
-			return -1;
-		}
-		cf->cf_workers = (int)v;
-		return 0;
-	}
-	if (dur != NULL) {
-		if (config_parse_duration(value, dur) == -1 || *dur == 0) {
-			config_error(cp, line, "%s: bad duration '%s' (e.g. "
-			    "30s, 500ms, 2m)", name, value);
-			return -1;
-		}
-		return 0;
-	}
-	errno = 0;
-	v = strtol(value, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 0 || v > 100000) {
-		config_error(cp, line, "%s: expected a number from 0 to "
-		    "100000, not '%s'", name, value);
-		return -1;
-	}
-	*count = v;
+	for (k = 0; keys[k].ck_name != NULL; k++)
+		if (strcmp(keys[k].ck_name, name) == 0)
+			return seen[k];
 	return 0;
-nomem:
-	config_error(cp, line, "out of memory");
-	return -1;
+}
+
+/* fqdn: the bare tenant FQDN, a host name. */
+static int
+config_check_fqdn(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (strncasecmp(value, "https://", 8) == 0 ||
+	    strncasecmp(value, "api-", 4) == 0) {
+		config_error(cp, cp->cp_line, "fqdn: give the bare tenant FQDN "
+		    "(requests go to https://api-<fqdn>), not '%s'", value);
+		return -1;
+	}
+	return config_check_hostname(cp, name, value);
 }
 
 static int
-config_tenant_listen(struct config_parse *cp, struct tenant *tn,
+config_check_hostname(struct config_parse *cp, const char *name,
     const char *value)
 {
-	struct listen_addr	*la;
+	if (!config_valid_hostname(value)) {
+		config_error(cp, cp->cp_line, "%s: '%s' is not a host name",
+		    name, value);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_check_key_id(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (strspn(value, "0123456789") != strlen(value) ||
+	    strlen(value) > 20) {
+		config_error(cp, cp->cp_line, "key_id: expected the numeric "
+		    "API key ID, not '%s'", value);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_check_readable(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (access(value, R_OK) == -1) {
+		config_error(cp, cp->cp_line, "%s %s: %s", name, value,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_check_connect_to(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	struct listen_addr	 la;
 	char			*why;
 
-	if ((la = calloc(1, sizeof(*la))) == NULL) {
-		config_error(cp, cp->cp_line, "out of memory");
+	if (config_parse_listen(value, &la, &why) == -1 || la.la_unix) {
+		config_error(cp, cp->cp_line, "connect_to '%s': expected "
+		    "host:port or [v6addr]:port", value);
 		return -1;
 	}
-	if (config_parse_listen(value, la, &why) == -1) {
-		config_error(cp, cp->cp_line, "listen '%s': %s", value, why);
-		free(la);
+	return 0;
+}
+
+static int
+config_check_allow_path(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	size_t	 i;
+
+	if (value[0] != '/') {
+		config_error(cp, cp->cp_line, "allow_path must start with "
+		    "'/'");
 		return -1;
 	}
-	la->la_line = cp->cp_line;
-	TAILQ_INSERT_TAIL(&tn->tn_listens, la, la_entry);
+	for (i = 0; value[i] != '\0'; i++) {
+		if ((unsigned char)value[i] <= 0x20 ||
+		    (unsigned char)value[i] >= 0x7f) {
+			config_error(cp, cp->cp_line, "allow_path: bad "
+			    "character");
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -432,125 +504,177 @@ config_strset(struct config_parse *cp, char **dst, const char *value)
 }
 
 static int
-config_tenant_set(struct config_parse *cp, struct tenant *tn,
-    const char *name, const char *value)
+config_listen_add(struct config_parse *cp, struct listen_addrs *list,
+    const char *value)
 {
-	struct listen_addr	 la;
+	struct listen_addr	*la;
 	char			*why;
-	int			 k, line = cp->cp_line;
-	size_t			 i;
 
-	if ((k = config_key_index(config_tenant_keys, name)) == -1) {
-		config_error(cp, line, "unknown key '%s' in [tenant %s]", name,
-		    tn->tn_name);
+	if ((la = calloc(1, sizeof(*la))) == NULL) {
+		config_error(cp, cp->cp_line, "out of memory");
 		return -1;
 	}
-	if (tn->tn_seen[k] != 0 && !(T_REPEATABLE & (1 << k))) {
+	if (config_parse_listen(value, la, &why) == -1) {
+		config_error(cp, cp->cp_line, "listen '%s': %s", value, why);
+		free(la);
+		return -1;
+	}
+	la->la_line = cp->cp_line;
+	TAILQ_INSERT_TAIL(list, la, la_entry);
+	return 0;
+}
+
+/* CT_SIZE, CT_DURATION, CT_INT, CT_LONG, CT_COUNT: from ck_min to ck_max. */
+static int
+config_set_number(struct config_parse *cp, const struct config_key *ck,
+    void *dst, const char *value)
+{
+	size_t		 sz;
+	unsigned int	 ms;
+	long		 n;
+	char		*end;
+
+	switch (ck->ck_type) {
+	case CT_SIZE:
+		if (config_parse_size(value, &sz) == -1 ||
+		    (unsigned long long)sz < (unsigned long long)ck->ck_min ||
+		    (unsigned long long)sz > (unsigned long long)ck->ck_max) {
+			config_error(cp, cp->cp_line, "%s: bad size '%s' (e.g. "
+			    "16m, 512k)", ck->ck_name, value);
+			return -1;
+		}
+		*(size_t *)dst = sz;
+		return 0;
+	case CT_DURATION:
+		if (config_parse_duration(value, &ms) == -1 ||
+		    ms < ck->ck_min || ms > ck->ck_max) {
+			config_error(cp, cp->cp_line, "%s: bad duration '%s' "
+			    "(e.g. 30s, 500ms, 2m)", ck->ck_name, value);
+			return -1;
+		}
+		*(unsigned int *)dst = ms;
+		return 0;
+	default:
+		break;
+	}
+	if ((ck->ck_flags & CK_AUTO) && strcmp(value, "auto") == 0)
+		n = 0;
+	else {
+		errno = 0;
+		n = strtol(value, &end, 10);
+		if (errno != 0 || *end != '\0' || n < ck->ck_min ||
+		    n > ck->ck_max) {
+			config_error(cp, cp->cp_line, "%s: expected %sa number "
+			    "from %lld to %lld, not '%s'", ck->ck_name,
+			    (ck->ck_flags & CK_AUTO) ? "auto or " : "",
+			    ck->ck_min, ck->ck_max, value);
+			return -1;
+		}
+	}
+	if (ck->ck_type == CT_INT)
+		*(int *)dst = (int)n;
+	else if (ck->ck_type == CT_LONG)
+		*(long *)dst = n;
+	else
+		*(size_t *)dst = (size_t)n;
+	return 0;
+}
+
+/* CT_ENUM: one of ck_names; the error lists them ("a, b or c"). */
+static int
+config_set_enum(struct config_parse *cp, const struct config_key *ck,
+    void *dst, const char *value)
+{
+	char	 list[128];
+	size_t	 i, n, len = 0;
+
+	for (n = 0; ck->ck_names[n] != NULL; n++) {
+		if (strcmp(ck->ck_names[n], value) == 0) {
+			*(int *)dst = (int)n;
+			return 0;
+		}
+	}
+	list[0] = '\0';
+	for (i = 0; i < n && len < sizeof(list); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		    i == 0 ? "" : i == n - 1 ? " or " : ", ", ck->ck_names[i]);
+	config_error(cp, cp->cp_line, "%s: expected %s, not '%s'", ck->ck_name,
+	    list, value);
+	return -1;
+}
+
+/*
+ * One "name = value" line in a section whose settings are keys; base is
+ * the struct config or struct tenant the offsets are in, section names
+ * it in messages.
+ */
+static int
+config_set(struct config_parse *cp, const struct config_key *keys,
+    int *seen, void *base, const char *section, const char *name,
+    const char *value)
+{
+	const struct config_key	*ck;
+	void			*dst;
+	int			 k, line = cp->cp_line;
+
+	for (k = 0; keys[k].ck_name != NULL; k++)
+		if (strcmp(keys[k].ck_name, name) == 0)
+			break;
+	ck = &keys[k];
+	if (ck->ck_name == NULL) {
+		config_error(cp, line, "unknown key '%s' in [%s]", name,
+		    section);
+		return -1;
+	}
+	if (seen[k] != 0 && !(ck->ck_flags & CK_REPEAT)) {
 		config_error(cp, line, "'%s' already set on line %d", name,
-		    tn->tn_seen[k]);
+		    seen[k]);
 		return -1;
 	}
-	tn->tn_seen[k] = line;
+	seen[k] = line;
 	if (*value == '\0') {
 		config_error(cp, line, "'%s' needs a value", name);
 		return -1;
 	}
-	switch (k) {
-	case T_LISTEN:
-		return config_tenant_listen(cp, tn, value);
-	case T_FQDN:
-		if (strncasecmp(value, "https://", 8) == 0 ||
-		    strncasecmp(value, "api-", 4) == 0) {
-			config_error(cp, line, "fqdn: give the bare tenant "
-			    "FQDN (requests go to https://api-<fqdn>), not "
-			    "'%s'", value);
-			return -1;
-		}
-		if (!config_valid_hostname(value)) {
-			config_error(cp, line, "fqdn: '%s' is not a host name",
-			    value);
-			return -1;
-		}
-		return config_strset(cp, &tn->tn_fqdn, value);
-	case T_KEY_ID:
-		if (strspn(value, "0123456789") != strlen(value) ||
-		    strlen(value) > 20) {
-			config_error(cp, line, "key_id: expected the numeric "
-			    "API key ID, not '%s'", value);
-			return -1;
-		}
-		return config_strset(cp, &tn->tn_key_id, value);
-	case T_KEY_FILE:
-		if (value[0] != '/') {
-			config_error(cp, line, "key_file must be an absolute "
-			    "path");
-			return -1;
-		}
-		tn->tn_key_file_line = line;
-		return config_strset(cp, &tn->tn_key_file, value);
-	case T_KEY_TYPE:
-		if (strcmp(value, "advanced") == 0)
-			tn->tn_key_type = KEY_ADVANCED;
-		else if (strcmp(value, "standard") == 0)
-			tn->tn_key_type = KEY_STANDARD;
-		else {
-			config_error(cp, line, "key_type: expected advanced "
-			    "or standard, not '%s'", value);
+	if (ck->ck_check != NULL && ck->ck_check(cp, name, value) == -1)
+		return -1;
+	dst = (char *)base + ck->ck_offset;
+	switch (ck->ck_type) {
+	case CT_SIZE:
+	case CT_DURATION:
+	case CT_INT:
+	case CT_LONG:
+	case CT_COUNT:
+		return config_set_number(cp, ck, dst, value);
+	case CT_BOOL:
+		if (config_parse_bool(value, dst) == -1) {
+			config_error(cp, line, "%s: expected yes or no", name);
 			return -1;
 		}
 		return 0;
-	case T_CA_FILE:
-		if (access(value, R_OK) == -1) {
-			config_error(cp, line, "ca_file %s: %s", value,
-			    strerror(errno));
+	case CT_ENUM:
+		return config_set_enum(cp, ck, dst, value);
+	case CT_PATH:
+		if (value[0] != '/' && !((ck->ck_flags & CK_DASH) &&
+		    strcmp(value, "-") == 0)) {
+			config_error(cp, line, "%s must be an absolute path%s",
+			    name, (ck->ck_flags & CK_DASH) ?
+			    " or \"-\" (stdout)" : "");
 			return -1;
 		}
-		return config_strset(cp, &tn->tn_ca_file, value);
-	case T_CONNECT_TO:
-		if (config_parse_listen(value, &la, &why) == -1 ||
-		    la.la_unix) {
-			config_error(cp, line, "connect_to '%s': expected "
-			    "host:port or [v6addr]:port", value);
-			return -1;
-		}
-		return config_strset(cp, &tn->tn_connect_to, value);
-	case T_SERVER_NAME:
-		if (!config_valid_hostname(value)) {
-			config_error(cp, line, "server_name: '%s' is not a "
-			    "host name", value);
-			return -1;
-		}
-		if (strlist_add(&tn->tn_server_names, value) == -1)
-			goto nomem;
-		return 0;
-	case T_ALLOW_PATH:
-		if (value[0] != '/') {
-			config_error(cp, line, "allow_path must start with "
-			    "'/'");
-			return -1;
-		}
-		for (i = 0; value[i] != '\0'; i++) {
-			if ((unsigned char)value[i] <= 0x20 ||
-			    (unsigned char)value[i] >= 0x7f) {
-				config_error(cp, line, "allow_path: bad "
-				    "character");
-				return -1;
-			}
-		}
-		if (strlist_add(&tn->tn_allow_paths, value) == -1)
-			goto nomem;
-		return 0;
-	case T_HTTP2:
-		if (config_parse_bool(value, &tn->tn_http2) == -1) {
-			config_error(cp, line, "http2: expected yes or no");
+		return config_strset(cp, dst, value);
+	case CT_STRING:
+		return config_strset(cp, dst, value);
+	case CT_LISTEN:
+		return config_listen_add(cp, dst, value);
+	case CT_STRLIST:
+		if (strlist_add(dst, value) == -1) {
+			config_error(cp, line, "out of memory");
 			return -1;
 		}
 		return 0;
 	}
 	return 0;
-nomem:
-	config_error(cp, line, "out of memory");
-	return -1;
 }
 
 /* inih calls this for every "name = value" line. */
@@ -559,14 +683,19 @@ config_handler(void *arg, const char *section, const char *name,
     const char *value)
 {
 	struct config_parse	*cp = arg;
+	struct tenant		*tn = cp->cp_tenant;
+	char			 label[64];
 
 	if (cp->cp_error != NULL)
 		return 1;
 	if (cp->cp_in_proxy)
-		config_proxy_set(cp, name, value);
-	else if (cp->cp_tenant != NULL)
-		config_tenant_set(cp, cp->cp_tenant, name, value);
-	else
+		config_set(cp, config_proxy_keys, cp->cp_conf->cf_seen,
+		    cp->cp_conf, "proxy", name, value);
+	else if (tn != NULL) {
+		snprintf(label, sizeof(label), "tenant %s", tn->tn_name);
+		config_set(cp, config_tenant_keys, tn->tn_seen, tn, label,
+		    name, value);
+	} else
 		config_error(cp, cp->cp_line, "'%s' outside a section; put "
 		    "it under [proxy] or [tenant NAME]", name);
 	return 1;
@@ -787,15 +916,21 @@ config_validate(struct config_parse *cp)
 	struct config		*cf = cp->cp_conf;
 	struct tenant		*tn, *tn2;
 	struct listen_addr	*la, *la2;
-	static const int	 required[] = { T_LISTEN, T_FQDN, T_KEY_ID,
-				    T_KEY_FILE };
-	size_t			 i;
+	int			 k;
 	long			 n;
 
 	if (TAILQ_EMPTY(&cf->cf_tenants)) {
 		config_error(cp, cp->cp_line, "no [tenant NAME] section");
 		return -1;
 	}
+	/* For audit log errors found later (main.c). */
+	cf->cf_audit_log_line = config_key_line(config_proxy_keys, cf->cf_seen,
+	    "audit_log");
+	/* Not set (0; a duration is at least 1ms): follow client_timeout. */
+	if (cf->cf_client_body_timeout == 0)
+		cf->cf_client_body_timeout = cf->cf_client_timeout;
+	if (cf->cf_keepalive_timeout == 0)
+		cf->cf_keepalive_timeout = cf->cf_client_timeout;
 	/* workers = auto: one per online CPU. */
 	if (cf->cf_workers == 0) {
 		n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -803,14 +938,18 @@ config_validate(struct config_parse *cp)
 		    CONFIG_MAX_WORKERS : (int)n;
 	}
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
-		for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-			if (tn->tn_seen[required[i]] == 0) {
+		for (k = 0; config_tenant_keys[k].ck_name != NULL; k++) {
+			if ((config_tenant_keys[k].ck_flags & CK_REQUIRED) &&
+			    tn->tn_seen[k] == 0) {
 				config_error(cp, tn->tn_line, "[tenant %s] "
 				    "needs '%s'", tn->tn_name,
-				    config_tenant_keys[required[i]]);
+				    config_tenant_keys[k].ck_name);
 				return -1;
 			}
 		}
+		/* For key file errors found later (main.c). */
+		tn->tn_key_file_line = config_key_line(config_tenant_keys,
+		    tn->tn_seen, "key_file");
 		if (tn->tn_allow_paths.sl_n == 0 &&
 		    strlist_add(&tn->tn_allow_paths,
 		    CONFIG_DEFAULT_ALLOW_PATH) == -1)
@@ -882,6 +1021,9 @@ config_load(const char *path, char **cause)
 	cf->cf_shutdown_timeout = 30 * 1000;
 	cf->cf_max_connections = 64;
 	cf->cf_idle_connections = 0;
+	cf->cf_max_clients = 1024;
+	cf->cf_client_header_timeout = 10 * 1000;
+	cf->cf_max_header_count = 100;
 	cp.cp_conf = cf;
 
 	if ((cp.cp_file = fopen(path, "r")) == NULL) {

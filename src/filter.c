@@ -14,18 +14,21 @@
 
 #include "xdrproxy.h"
 
-/* Headers never forwarded to the tenant: credentials, framing, hop-by-hop. */
-static const char *const filter_request_drop[] = {
-	"Authorization", "Proxy-Authorization", "Connection", "Keep-Alive",
-	"TE", "Trailer", "Upgrade", "Proxy-Connection", "Transfer-Encoding",
-	"Content-Length", "Host", "Expect"
+/*
+ * Headers that never cross xdrproxy, in either direction: hop-by-hop ones
+ * (RFC 9110 section 7.6.1) and framing, which xdrproxy decides itself from
+ * what it will send (RFC 9112 section 6.3). Towards the tenant, also the
+ * client's credentials, Host and Expect: xdrproxy sends its own.
+ */
+static const char *const filter_hop_by_hop[] = {
+	"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding",
+	"Upgrade", "Proxy-Connection", "Content-Length"
+};
+static const char *const filter_to_tenant_drop[] = {
+	"Authorization", "Proxy-Authorization", "Host", "Expect"
 };
 
-/* Headers never passed back to the client: hop-by-hop and framing. */
-static const char *const filter_response_drop[] = {
-	"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding",
-	"Upgrade", "Proxy-Connection"
-};
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 static int
 filter_in(const char *name, const char *const *list, size_t n)
@@ -67,7 +70,6 @@ filter_is_token(const char *s)
  * Content-Length and Transfer-Encoding, Content-Length repeated or not a
  * plain number, or a Transfer-Encoding other than "chunked". Returns 0, or
  * -1 with *why set; such a request is answered 400 and the connection closed.
- * A header name that is not a token counts as ambiguous too.
  */
 int
 filter_framing(const struct evkeyvalq *h, int *has_body, const char **why)
@@ -77,14 +79,6 @@ filter_framing(const struct evkeyvalq *h, int *has_body, const char **why)
 
 	*has_body = 0;
 	TAILQ_FOREACH(kv, h, next) {
-		/*
-		 * "Authorization " is not "Authorization" to the filters, but
-		 * a lenient server downstream could take it for one.
-		 */
-		if (!filter_is_token(kv->key)) {
-			*why = "malformed header name";
-			return -1;
-		}
 		if (strcasecmp(kv->key, "Content-Length") == 0) {
 			if (++ncl > 1) {
 				*why = "repeated Content-Length";
@@ -116,22 +110,44 @@ filter_framing(const struct evkeyvalq *h, int *has_body, const char **why)
 
 /*
  * A web page can make a visitor's browser POST to 127.0.0.1 without any
- * preflight. Browsers mark such requests with Origin or Sec-Fetch-*, which
- * scripts cannot forge away; refuse them. Returns 0, or -1 with *which set.
+ * preflight. Browsers mark such requests with Origin or Sec-Fetch-Site,
+ * -Dest or -User, which a page cannot remove. Sec-Fetch-Mode alone is not
+ * a browser's mark: Node's fetch (undici) sends it on every request.
+ * Returns 0, or -1 with *which set.
  */
+static const char *const filter_browser_marks[] = {
+	"Origin", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Sec-Fetch-User"
+};
+
 int
 filter_browser(const struct evkeyvalq *h, const char **which)
 {
 	const struct evkeyval	*kv;
+	size_t			 i;
 
 	TAILQ_FOREACH(kv, h, next) {
-		if (strcasecmp(kv->key, "Origin") == 0 ||
-		    strncasecmp(kv->key, "Sec-Fetch-", 10) == 0) {
-			*which = kv->key;
-			return -1;
+		for (i = 0; i < nitems(filter_browser_marks); i++) {
+			if (strcasecmp(kv->key, filter_browser_marks[i]) == 0) {
+				*which = filter_browser_marks[i];
+				return -1;
+			}
 		}
 	}
 	return 0;
+}
+
+/*
+ * RFC 9110 section 5.5: a field value holds no control bytes but HTAB.
+ * (A NUL never gets here: evhttp's strings end at one, so the raw bytes
+ * are checked as they arrive, see server.c.)
+ */
+int
+filter_header_value_ok(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
+			return 0;
+	return 1;
 }
 
 /*
@@ -275,28 +291,142 @@ filter_token_listed(const char *list, const char *name)
 	return 0;
 }
 
+/* Is name listed in any Connection header of h (NULL: none)? */
+int
+filter_connection_lists(const struct evkeyvalq *h, const char *name)
+{
+	const struct evkeyval	*kv;
+
+	if (h == NULL)
+		return 0;
+	TAILQ_FOREACH(kv, h, next)
+		if (strcasecmp(kv->key, "Connection") == 0 &&
+		    filter_token_listed(kv->value, name))
+			return 1;
+	return 0;
+}
+
 /*
- * Which client headers go to the tenant: conn is the client's Connection
- * value (or NULL); the headers it names are hop-by-hop too.
+ * Does header name of a message cross xdrproxy in direction dir? msg is
+ * the message's header list when it has a Connection header (the headers
+ * it names are hop-by-hop too), else NULL.
  */
 enum filter_verdict
-filter_request_header(const char *name, const char *conn)
+filter_header(enum filter_dir dir, const char *name,
+    const struct evkeyvalq *msg)
 {
-	if (strncasecmp(name, "x-xdr-", 6) == 0 ||
-	    filter_in(name, filter_request_drop,
-	    sizeof(filter_request_drop) / sizeof(filter_request_drop[0])) ||
-	    filter_token_listed(conn, name))
+	if (filter_in(name, filter_hop_by_hop, nitems(filter_hop_by_hop)) ||
+	    filter_connection_lists(msg, name))
+		return FILTER_DROP;
+	if (dir == FILTER_TO_TENANT && (strncasecmp(name, "x-xdr-", 6) == 0 ||
+	    filter_in(name, filter_to_tenant_drop,
+	    nitems(filter_to_tenant_drop))))
 		return FILTER_DROP;
 	return FILTER_PASS;
 }
 
-/* Which tenant headers go back to the client (framing is evhttp's job). */
-enum filter_verdict
-filter_response_header(const char *name, const char *conn)
+/*
+ * Whether a request parsed by evhttp may go to the tenant at all: every
+ * admission rule, in the order that gives the most useful answer. Returns
+ * 0 (with fs_has_body set), or -1 with fs_status, fs_code and fs_why set;
+ * fs_close asks for the connection to be closed after the answer, when
+ * what follows the request on it cannot be trusted.
+ */
+int
+filter_request(const struct filter_req *fq, struct filter_res *fs)
 {
-	if (filter_in(name, filter_response_drop,
-	    sizeof(filter_response_drop) / sizeof(filter_response_drop[0])) ||
-	    filter_token_listed(conn, name))
-		return FILTER_DROP;
-	return FILTER_PASS;
+	const struct evkeyval	*kv;
+	const char		*host = NULL, *why;
+	char			 name[256];
+	size_t			 nhost = 0, count = 0;
+	int			 has_body, status;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->fs_status = 400;
+	fs->fs_code = "bad_request";
+	fs->fs_close = 1;
+	if (fq->fq_head_bad) {
+		fs->fs_why = "request line or header with a NUL or control byte";
+		return -1;
+	}
+	TAILQ_FOREACH(kv, fq->fq_headers, next) {
+		count++;
+		if (!filter_is_token(kv->key)) {
+			fs->fs_why = "malformed header name";
+			return -1;
+		}
+		if (!filter_header_value_ok(kv->value)) {
+			fs->fs_why = "header value with a control byte";
+			fs->fs_which = kv->key;
+			return -1;
+		}
+		if (strcasecmp(kv->key, "Host") == 0) {
+			host = kv->value;
+			nhost++;
+		}
+	}
+	if (fq->fq_max_count > 0 && count > fq->fq_max_count) {
+		fs->fs_status = 431;
+		fs->fs_code = "headers_too_large";
+		fs->fs_why = "more header lines than max_header_count";
+		return -1;
+	}
+	if (filter_framing(fq->fq_headers, &has_body, &why) == -1) {
+		fs->fs_why = why;
+		return -1;
+	}
+	fs->fs_has_body = has_body;
+	/* RFC 9112 section 3.2: one Host, and HTTP/1.1 must send it. */
+	if (nhost > 1) {
+		fs->fs_why = "more than one Host header";
+		return -1;
+	}
+	if (nhost == 0 && (fq->fq_major > 1 || (fq->fq_major == 1 &&
+	    fq->fq_minor >= 1))) {
+		fs->fs_why = "HTTP/1.1 request without a Host header";
+		return -1;
+	}
+	/* evhttp reads no body for these: it would be taken for a request. */
+	fs->fs_close = has_body;
+	if (fq->fq_cmd == EVHTTP_REQ_CONNECT || fq->fq_cmd == EVHTTP_REQ_TRACE) {
+		fs->fs_status = 405;
+		fs->fs_code = "method_not_allowed";
+		fs->fs_why = fq->fq_cmd == EVHTTP_REQ_CONNECT ?
+		    "CONNECT is not forwarded" : "TRACE is not forwarded";
+		return -1;
+	}
+	if (has_body && fq->fq_cmd == EVHTTP_REQ_HEAD) {
+		fs->fs_why = "HEAD with a body";
+		return -1;
+	}
+	fs->fs_close = 0;
+	if (filter_browser(fq->fq_headers, &fs->fs_which) == -1) {
+		fs->fs_status = 403;
+		fs->fs_code = "browser_request_refused";
+		fs->fs_why = "the request carries a web browser's mark; refused";
+		return -1;
+	}
+	if (host != NULL) {
+		if (filter_host_name(host, name, sizeof(name)) == -1) {
+			fs->fs_why = "malformed Host header";
+			return -1;
+		}
+		if (!filter_host_allowed(name, fq->fq_names, fq->fq_nnames) &&
+		    (fq->fq_local == NULL || strcasecmp(name,
+		    fq->fq_local) != 0)) {
+			fs->fs_status = 421;
+			fs->fs_code = "misdirected_host";
+			fs->fs_why = "Host is not a name of this proxy (add it "
+			    "with server_name if it is)";
+			return -1;
+		}
+	}
+	if (filter_uri(fq->fq_uri, fq->fq_allow, &status, &why) == -1) {
+		fs->fs_status = status;
+		fs->fs_code = status == 403 ? "path_not_allowed" :
+		    "bad_request";
+		fs->fs_why = why;
+		return -1;
+	}
+	return 0;
 }

@@ -235,6 +235,8 @@ main(int argc, char *argv[])
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
+	if (server_init() == -1)
+		fatalx("out of memory");
 	memset(&ms, 0, sizeof(ms));
 	ms.ms_nworkers = cf->cf_workers;
 	if (pipe2(ms.ms_done, O_CLOEXEC | O_NONBLOCK) == -1)

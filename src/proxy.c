@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+/* The request's HTTP version: libevent 2.1 has no accessor for it. */
+#include <event2/http_struct.h>
 
 #include "xdrproxy.h"
 
@@ -27,6 +31,10 @@
  */
 #define PROXY_CLIENT_HWM	(256 * 1024)
 #define PROXY_CLIENT_LWM	(64 * 1024)
+
+/* req_up_clen when the tenant sent no Content-Length, or conflicting ones. */
+#define PROXY_CLEN_NONE		(-1)
+#define PROXY_CLEN_CONFLICT	(-2)
 
 static void	request_end(struct request *);
 static void	proxy_client_closed(struct evhttp_connection *, void *);
@@ -102,6 +110,7 @@ request_new(struct listener *ln, struct evhttp_request *http)
 	if (req->req_uri == NULL)
 		req->req_uri = "";
 	req->req_path_len = strcspn(req->req_uri, "?");
+	req->req_up_clen = PROXY_CLEN_NONE;
 	req->req_start_wall_ms = proxy_wall_ms();
 	req->req_start_mono_us = proxy_clock_us(CLOCK_MONOTONIC);
 	req->req_bytes_in = evbuffer_get_length(
@@ -123,7 +132,8 @@ request_new(struct listener *ln, struct evhttp_request *http)
 		free(req);
 		return NULL;
 	}
-	evhttp_connection_set_closecb(req->req_conn, proxy_client_closed, req);
+	server_request_taken(http);
+	server_watch(req->req_conn, proxy_client_closed, req);
 	TAILQ_INSERT_TAIL(&w->w_live, req, req_entry);
 	w->w_nlive++;
 	return req;
@@ -250,6 +260,7 @@ proxy_watch_client(struct request *req)
 	    req->req_worker->w_conf->cf_max_headers + 64 * 1024);
 	bufferevent_setwatermark(bev, EV_WRITE, PROXY_CLIENT_LWM, 0);
 	bufferevent_enable(bev, EV_READ);
+	server_watch_eof(req->req_conn);
 }
 
 /*
@@ -294,7 +305,7 @@ proxy_send_error(struct request *req)
 	evhttp_add_header(out, "Content-Type", "application/json");
 	evhttp_add_header(out, "x-xdrproxy-error", req->req_error);
 	evhttp_add_header(out, "x-xdrproxy-request-id", req->req_id);
-	if (req->req_flags & REQ_CLOSE)
+	if ((req->req_flags & REQ_CLOSE) || server_half_closed(req->req_conn))
 		evhttp_add_header(out, "Connection", "close");
 	evhttp_send_reply(req->req_http, req->req_status, NULL, body);
 	evbuffer_drain(body, evbuffer_get_length(body));
@@ -343,8 +354,7 @@ proxy_reply_flushed(struct evhttp_request *http, void *arg)
 {
 	struct request	*req = arg;
 
-	evhttp_connection_set_closecb(evhttp_request_get_connection(http),
-	    NULL, NULL);
+	server_request_done(evhttp_request_get_connection(http));
 	req->req_http = NULL;
 	req->req_conn = NULL;
 	proxy_finish(req);
@@ -434,7 +444,7 @@ request_end(struct request *req)
 		evhttp_send_reply_end(http);
 		break;
 	case RELEASE_ABORT:
-		evhttp_connection_set_closecb(conn, NULL, NULL);
+		server_watch(conn, NULL, NULL);
 		request_close(req);
 		/* A truncated body, not a complete-looking one. */
 		evhttp_connection_free(conn);
@@ -449,8 +459,7 @@ request_end(struct request *req)
 		if (how == RELEASE_ERROR)
 			proxy_error_body(req);
 		proxy_unwatch_client(req);
-		evhttp_connection_set_closecb(req->req_conn,
-		    proxy_flush_failed, req);
+		server_watch(req->req_conn, proxy_flush_failed, req);
 		evhttp_request_set_on_complete_cb(req->req_http,
 		    proxy_reply_flushed, req);
 		req->req_flags |= REQ_HANDED_BACK;
@@ -464,27 +473,6 @@ request_end(struct request *req)
 	}
 }
 
-/* Is the Host header one this listener answers to? */
-static int
-proxy_check_host(struct request *req, const char *host)
-{
-	struct listener	*ln = req->req_listener;
-	char		 name[256], local[64];
-
-	if (filter_host_name(host, name, sizeof(name)) == -1) {
-		proxy_fail(req, 400, "bad_request", "malformed Host header");
-		return -1;
-	}
-	if (filter_host_allowed(name, ln->ln_names, ln->ln_nnames))
-		return 0;
-	if (ln->ln_wildcard && server_local_name(req->req_conn, local,
-	    sizeof(local)) == 0 && strcasecmp(name, local) == 0)
-		return 0;
-	proxy_fail(req, 421, "misdirected_host", "Host is not a name of this "
-	    "proxy (add it with server_name if it is)");
-	return -1;
-}
-
 /*
  * evhttp's callback for every request on a listener: check it, then start
  * the upstream transfer. Refusals are answered by request_end().
@@ -494,12 +482,11 @@ proxy_handle(struct evhttp_request *http, void *arg)
 {
 	struct listener		*ln = arg;
 	struct worker		*w = ln->ln_worker;
-	struct evkeyvalq	*in;
 	struct request		*req;
-	const char		*why, *host;
-	char			*cause = NULL;
-	int			 has_body, status;
-	enum evhttp_cmd_type	 cmd;
+	struct filter_req	 fq;
+	struct filter_res	 fs;
+	char			*cause = NULL, local[64];
+	int			 has_body;
 
 	if ((req = request_new(ln, http)) == NULL) {
 		log_warnx("tenant %s: out of memory for a request",
@@ -507,48 +494,38 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		evhttp_send_error(http, 503, NULL);
 		return;
 	}
-	in = evhttp_request_get_input_headers(http);
 	if (w->w_draining) {
 		req->req_flags |= REQ_CLOSE;
 		proxy_fail(req, 503, "shutting_down",
 		    "xdrproxy is shutting down");
 		return;
 	}
-	if (filter_framing(in, &has_body, &why) == -1) {
-		req->req_flags |= REQ_CLOSE;
-		proxy_fail(req, 400, "bad_request", "%s", why);
+	memset(&fq, 0, sizeof(fq));
+	fq.fq_cmd = evhttp_request_get_command(http);
+	fq.fq_major = http->major;
+	fq.fq_minor = http->minor;
+	fq.fq_headers = evhttp_request_get_input_headers(http);
+	fq.fq_uri = req->req_uri;
+	fq.fq_head_bad = server_head_bad(req->req_conn);
+	fq.fq_max_count = w->w_conf->cf_max_header_count;
+	fq.fq_allow = &req->req_tenant->tn_allow_paths;
+	fq.fq_names = ln->ln_names;
+	fq.fq_nnames = ln->ln_nnames;
+	if (ln->ln_wildcard && server_local_name(req->req_conn, local,
+	    sizeof(local)) == 0)
+		fq.fq_local = local;
+	if (filter_request(&fq, &fs) == -1) {
+		if (fs.fs_close)
+			req->req_flags |= REQ_CLOSE;
+		if (fs.fs_which != NULL)
+			proxy_fail(req, fs.fs_status, fs.fs_code, "%s (%s)",
+			    fs.fs_why, fs.fs_which);
+		else
+			proxy_fail(req, fs.fs_status, fs.fs_code, "%s",
+			    fs.fs_why);
 		return;
 	}
-	if (filter_browser(in, &why) == -1) {
-		proxy_fail(req, 403, "browser_request_refused", "a request "
-		    "carrying %s comes from a web browser; refused", why);
-		return;
-	}
-	if ((host = evhttp_find_header(in, "Host")) != NULL &&
-	    proxy_check_host(req, host) == -1)
-		return;
-	cmd = evhttp_request_get_command(http);
-	/*
-	 * evhttp reads no body for HEAD or TRACE: one would be taken for the
-	 * next request on the connection.
-	 */
-	if (has_body && (cmd == EVHTTP_REQ_HEAD || cmd == EVHTTP_REQ_TRACE)) {
-		req->req_flags |= REQ_CLOSE;
-		proxy_fail(req, 400, "bad_request", "%s with a body",
-		    req->req_method);
-		return;
-	}
-	if (cmd == EVHTTP_REQ_CONNECT || cmd == EVHTTP_REQ_TRACE) {
-		proxy_fail(req, 405, "method_not_allowed", "%s is not "
-		    "forwarded", req->req_method);
-		return;
-	}
-	if (filter_uri(req->req_uri, &req->req_tenant->tn_allow_paths,
-	    &status, &why) == -1) {
-		proxy_fail(req, status, status == 403 ? "path_not_allowed" :
-		    "bad_request", "%s", why);
-		return;
-	}
+	has_body = fs.fs_has_body;
 	proxy_watch_client(req);
 	if (upstream_start(req, has_body, &cause) == -1) {
 		proxy_fail(req, 500, "internal_error", "%s", cause != NULL ?
@@ -601,40 +578,97 @@ proxy_client_drained(struct evhttp_connection *conn, void *arg)
 	upstream_resume(req);
 }
 
-/* The final header block is complete: send the status line and headers. */
-static void
+/*
+ * The final header block is complete: drop what is hop-by-hop, decide the
+ * framing towards the client, send the status line and headers. The
+ * client is told a Content-Length only when the tenant gave exactly one
+ * and no Transfer-Encoding: then libcurl delivers exactly that many bytes
+ * (or fails, and the client's connection is cut). Otherwise evhttp frames
+ * the body itself (chunked, or the end of the connection for HTTP/1.0).
+ */
+static int
 proxy_start_reply(struct request *req)
 {
 	struct evkeyvalq	*out, *in;
 	struct evkeyval		*kv, *next;
+	const struct evkeyvalq	*msg;
 	const char		*conn;
+	char			 clen[24];
 
-	out = evhttp_request_get_output_headers(req->req_http);
-	/* Headers named by the tenant's Connection header are hop-by-hop. */
-	if (req->req_conn_tokens[0] != '\0') {
-		for (kv = TAILQ_FIRST(out); kv != NULL; kv = next) {
-			next = TAILQ_NEXT(kv, next);
-			if (filter_token_listed(req->req_conn_tokens, kv->key))
-				evhttp_remove_header(out, kv->key);
-		}
+	if (req->req_up_clen == PROXY_CLEN_CONFLICT) {
+		proxy_fail(req, 502, "upstream_error", "the tenant sent "
+		    "conflicting Content-Length values");
+		return -1;
 	}
-	/*
-	 * Without a length, a keep-alive HTTP/1.0 client cannot find the end
-	 * of the body (evhttp would announce Content-Length: 0): forget its
-	 * keep-alive so the end of the body is the end of the connection.
-	 * HTTP/1.1 clients get chunked encoding and are not affected.
-	 */
-	if (evhttp_find_header(out, "Content-Length") == NULL) {
+	out = evhttp_request_get_output_headers(req->req_http);
+	msg = evhttp_find_header(out, "Connection") != NULL ? out : NULL;
+	/* Connection headers go last: they name the others. */
+	for (kv = TAILQ_FIRST(out); kv != NULL; kv = next) {
+		next = TAILQ_NEXT(kv, next);
+		if (strcasecmp(kv->key, "Connection") != 0 &&
+		    filter_header(FILTER_TO_CLIENT, kv->key, msg) ==
+		    FILTER_DROP)
+			evhttp_remove_header(out, kv->key);
+	}
+	while (evhttp_remove_header(out, "Connection") == 0)
+		;
+	if (req->req_up_clen >= 0 && !req->req_up_te) {
+		snprintf(clen, sizeof(clen), "%lld", req->req_up_clen);
+		evhttp_add_header(out, "Content-Length", clen);
+	} else {
+		/*
+		 * Without a length, a keep-alive HTTP/1.0 client cannot find
+		 * the end of the body (evhttp would announce Content-Length:
+		 * 0): forget its keep-alive so the end of the body is the end
+		 * of the connection. HTTP/1.1 clients get chunked encoding.
+		 */
 		in = evhttp_request_get_input_headers(req->req_http);
 		conn = evhttp_find_header(in, "Connection");
 		if (conn != NULL && strncasecmp(conn, "keep-alive", 10) == 0)
 			evhttp_remove_header(in, "Connection");
 	}
 	evhttp_add_header(out, "x-xdrproxy-request-id", req->req_id);
+	if (server_half_closed(req->req_conn))
+		evhttp_add_header(out, "Connection", "close");
 	req->req_status = req->req_upstream_status;
 	req->req_flags |= REQ_REPLY_STARTED | REQ_HEADERS_DONE;
 	evhttp_send_reply_start(req->req_http, req->req_upstream_status,
 	    req->req_reason[0] != '\0' ? req->req_reason : NULL);
+	server_watch_eof(req->req_conn);
+	return 0;
+}
+
+/* The tenant's Content-Length: one value, or the same value repeated. */
+static void
+proxy_upstream_length(struct request *req, const char *value)
+{
+	const char	*p = value;
+	long long	 n = 0;
+
+	/* A list ("10, 10") is the same as repeated headers. */
+	do {
+		p += strspn(p, " \t");
+		if (*p < '0' || *p > '9') {
+			req->req_up_clen = PROXY_CLEN_CONFLICT;
+			return;
+		}
+		for (n = 0; *p >= '0' && *p <= '9'; p++) {
+			if (n > (LLONG_MAX - 9) / 10) {
+				req->req_up_clen = PROXY_CLEN_CONFLICT;
+				return;
+			}
+			n = n * 10 + (*p - '0');
+		}
+		p += strspn(p, " \t");
+		if (req->req_up_clen == PROXY_CLEN_NONE)
+			req->req_up_clen = n;
+		else if (req->req_up_clen != n) {
+			req->req_up_clen = PROXY_CLEN_CONFLICT;
+			return;
+		}
+	} while (*p++ == ',');
+	if (p[-1] != '\0')
+		req->req_up_clen = PROXY_CLEN_CONFLICT;
 }
 
 /* "HTTP/1.1 200 OK" -> status and reason; returns -1 if malformed. */
@@ -696,7 +730,8 @@ proxy_upstream_header(struct request *req, const char *line, size_t n)
 	out = evhttp_request_get_output_headers(req->req_http);
 	if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
 		evhttp_clear_headers(out);
-		req->req_conn_tokens[0] = '\0';
+		req->req_up_clen = PROXY_CLEN_NONE;
+		req->req_up_te = 0;
 		if (proxy_status_line(req, line, len) == -1)
 			return 0;
 		return n;
@@ -709,8 +744,7 @@ proxy_upstream_header(struct request *req, const char *line, size_t n)
 			req->req_upstream_status = 0;
 			return n;
 		}
-		proxy_start_reply(req);
-		return n;
+		return proxy_start_reply(req) == 0 ? n : 0;
 	}
 	if (line[0] == ' ' || line[0] == '\t')
 		return n;	/* obsolete line folding: dropped */
@@ -729,11 +763,13 @@ proxy_upstream_header(struct request *req, const char *line, size_t n)
 	vlen = strlen(value);
 	while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
 		value[--vlen] = '\0';
-	if (strcasecmp(name, "Connection") == 0) {
-		vlen = strlen(req->req_conn_tokens);
-		snprintf(req->req_conn_tokens + vlen,
-		    sizeof(req->req_conn_tokens) - vlen, ",%s", value);
-	} else if (filter_response_header(name, NULL) == FILTER_PASS)
+	/* Kept to the end of the block, where proxy_start_reply() decides. */
+	if (strcasecmp(name, "Content-Length") == 0)
+		proxy_upstream_length(req, value);
+	else if (strcasecmp(name, "Transfer-Encoding") == 0)
+		req->req_up_te = 1;
+	/* evhttp refuses values with CR or LF; control bytes do not pass. */
+	if (filter_header_value_ok(value))
 		evhttp_add_header(out, name, value);
 	free(big);
 	return n;
@@ -768,6 +804,7 @@ proxy_upstream_data(struct request *req, const char *data, size_t n)
 		return 0;
 	evhttp_send_reply_chunk_with_cb(req->req_http, scratch,
 	    proxy_client_drained, req);
+	server_watch_eof(req->req_conn);
 	/* Left over if evhttp sends no body (HEAD, 204, 304). */
 	evbuffer_drain(scratch, evbuffer_get_length(scratch));
 	req->req_bytes_out += n;

@@ -1,7 +1,12 @@
 /*
  * server.c: the client side. One evhttp per listening address, so a
  * request knows its tenant and the Host names its listener answers to;
- * libevent's HTTP server limits and timeouts are set here.
+ * libevent's HTTP server limits and timeouts are set here. Each client
+ * connection has a struct conn, from accept to close: it counts open
+ * connections against max_clients, times the request head (slowloris),
+ * looks at the raw bytes of the head before evhttp parses them (a NUL
+ * would cut a header short unseen), and turns a client's half-close into
+ * "answer, then close" rather than an abort.
  */
 #include "config.h"
 
@@ -19,12 +24,61 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <stdatomic.h>
+#include <sys/resource.h>
+
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/listener.h>
 
 #include "xdrproxy.h"
 
 #define SERVER_BACKLOG	511
+
+/* Sent to an HTTP/1.1 client that half-closed, to learn if it is gone. */
+#define SERVER_PROBE	"HTTP/1.1 100 Continue\r\n\r\n"
+
+enum conn_state {
+	CONN_NEW,	/* accepted; conn_setup() has not run yet */
+	CONN_IDLE,	/* waiting for a request */
+	CONN_HEAD,	/* reading a request line and headers */
+	CONN_BODY,	/* evhttp reads the body */
+	CONN_BUSY	/* proxy.c has the request */
+};
+
+/* One client connection, owned by its worker's thread. */
+struct conn {
+	struct listener		*c_listener;
+	struct bufferevent	*c_bev;
+	struct evhttp_connection *c_evcon;
+	struct evbuffer_cb_entry *c_incb;	/* watches the input */
+	struct event		*c_timer;	/* setup, then the head's deadline */
+	enum conn_state		 c_state;
+	int			 c_fd;
+	size_t			 c_head_len;
+	int			 c_eol;		/* end-of-head matcher state */
+	int			 c_head_bad;	/* NUL or control byte in it */
+	int			 c_half_closed;
+	unsigned int		 c_probe_ms;	/* next look for a reset */
+	struct evhttp_request	*c_http;	/* while CONN_BUSY */
+	void			(*c_closecb)(struct evhttp_connection *,
+				    void *);	/* the request's */
+	void			*c_closearg;
+	bufferevent_data_cb	 c_rcb;		/* evhttp's callbacks */
+	bufferevent_data_cb	 c_wcb;
+	bufferevent_event_cb	 c_ecb;
+	void			*c_cbarg;
+};
+
+/*
+ * Connections by descriptor, for every worker (a descriptor is one
+ * thread's at a time), and their count against max_clients.
+ */
+static struct conn	**server_conns;
+static size_t		  server_nconns;
+static atomic_long	  server_nclients;
 
 /* Names every listener answers to, besides its address and server_name. */
 static const char *const server_local_names[] = {
@@ -202,6 +256,431 @@ server_names(struct listener *ln)
 	return 0;
 }
 
+long
+server_clients(void)
+{
+	return atomic_load(&server_nclients);
+}
+
+/* The connection table, sized by the descriptor limit; once, at start. */
+int
+server_init(void)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > (1 << 20))
+		rl.rlim_cur = 1 << 20;
+	server_nconns = (size_t)rl.rlim_cur;
+	if ((server_conns = calloc(server_nconns, sizeof(*server_conns))) ==
+	    NULL)
+		return -1;
+	return 0;
+}
+
+static struct conn *
+server_conn(struct evhttp_connection *evcon)
+{
+	evutil_socket_t	 fd;
+
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	if (fd < 0 || (size_t)fd >= server_nconns)
+		return NULL;
+	return server_conns[fd];
+}
+
+static void
+conn_set_read_timeout(struct conn *c, unsigned int ms)
+{
+	struct config	*cf = c->c_listener->ln_worker->w_conf;
+	struct timeval	 rtv = ms_timeval(ms), wtv;
+
+	wtv = ms_timeval(cf->cf_client_timeout);
+	bufferevent_set_timeouts(c->c_bev, &rtv, &wtv);
+}
+
+/*
+ * Look at bytes of a request head as they arrive: note a NUL or control
+ * byte (evhttp would cut a header at a NUL unseen) and find the blank
+ * line that ends the head, after which evhttp reads the body.
+ */
+static void
+conn_scan(struct conn *c, const unsigned char *p, size_t n)
+{
+	struct config	*cf = c->c_listener->ln_worker->w_conf;
+	size_t		 i;
+
+	for (i = 0; i < n && c->c_state == CONN_HEAD; i++) {
+		if (p[i] == '\n') {
+			if (c->c_eol > 0) {
+				c->c_state = CONN_BODY;
+				evtimer_del(c->c_timer);
+				conn_set_read_timeout(c,
+				    cf->cf_client_body_timeout);
+				break;
+			}
+			c->c_eol = 1;
+		} else if (p[i] == '\r' && c->c_eol == 1)
+			c->c_eol = 2;
+		else {
+			c->c_eol = 0;
+			if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\r') ||
+			    p[i] == 0x7f)
+				c->c_head_bad = 1;
+		}
+	}
+	c->c_head_len += i;
+}
+
+/* A new head starts: its deadline runs from now (or from the accept). */
+static void
+conn_head_start(struct conn *c)
+{
+	struct config	*cf = c->c_listener->ln_worker->w_conf;
+
+	c->c_state = CONN_HEAD;
+	c->c_head_len = 0;
+	c->c_eol = 0;
+	c->c_head_bad = 0;
+	timer_add_ms(c->c_timer, cf->cf_client_header_timeout);
+	conn_set_read_timeout(c, cf->cf_client_header_timeout);
+}
+
+/* Scan from byte off of the input buffer to its end. */
+static void
+conn_scan_input(struct conn *c, struct evbuffer *in, size_t off)
+{
+	struct evbuffer_ptr	 ptr;
+	struct evbuffer_iovec	 v[8];
+	int			 i, nv;
+
+	while (c->c_state == CONN_HEAD && off < evbuffer_get_length(in)) {
+		if (evbuffer_ptr_set(in, &ptr, off, EVBUFFER_PTR_SET) == -1)
+			return;
+		nv = evbuffer_peek(in, -1, &ptr, v, 8);
+		if (nv > 8)
+			nv = 8;
+		for (i = 0; i < nv && c->c_state == CONN_HEAD; i++) {
+			conn_scan(c, v[i].iov_base, v[i].iov_len);
+			off += v[i].iov_len;
+		}
+	}
+}
+
+/* The input buffer changed: bytes arrived (or evhttp took some). */
+static void
+conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn	*c = arg;
+
+	if (info->n_added == 0)
+		return;
+	if (c->c_state == CONN_IDLE)
+		conn_head_start(c);
+	if (c->c_state == CONN_HEAD)
+		conn_scan_input(c, in, info->orig_size - info->n_deleted);
+}
+
+/* The connection is going away (evhttp's close callback): forget it. */
+static void
+conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->c_closecb != NULL)
+		c->c_closecb(evcon, c->c_closearg);
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->c_bev), c->c_incb);
+	if (c->c_fd >= 0 && server_conns[c->c_fd] == c)
+		server_conns[c->c_fd] = NULL;
+	event_free(c->c_timer);
+	atomic_fetch_sub(&server_nclients, 1);
+	free(c);
+}
+
+/*
+ * After a half-close, has the client gone altogether? A socket that was
+ * closed answers the probe conn_event() sent with a reset: SO_ERROR then
+ * says so. Looked at after 50 ms, then less and less often, up to once a
+ * second, until the request ends.
+ */
+static void
+conn_probe_check(struct conn *c)
+{
+	socklen_t	 len = sizeof(int);
+	int		 err = 0;
+
+	if (getsockopt(c->c_fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		log_debug("connection %d: reset by the client after a "
+		    "half-close: %s", c->c_fd, strerror(err));
+		/* As if the bufferevent had seen it: evhttp ends it all. */
+		c->c_ecb(c->c_bev, BEV_EVENT_READING | BEV_EVENT_ERROR,
+		    c->c_cbarg);
+		return;
+	}
+	if (c->c_probe_ms < 1000)
+		c->c_probe_ms *= 2;
+	timer_add_ms(c->c_timer, c->c_probe_ms);
+}
+
+/*
+ * The connection's timer. First, on the turn after the accept: evhttp
+ * has made its connection object, so take over its close callback, or
+ * close at once past max_clients. After that: the head's deadline
+ * (client_header_timeout) passed.
+ */
+static void
+conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+	struct worker	*w = c->c_listener->ln_worker;
+	bufferevent_data_cb rcb;
+	void		*cbarg = NULL;
+
+	if (c->c_state == CONN_BUSY) {
+		conn_probe_check(c);
+		return;
+	}
+	if (c->c_state != CONN_NEW) {
+		w->w_header_timeouts++;
+		log_debug("connection %d: request head not complete after "
+		    "%u ms: closed", c->c_fd, w->w_conf->cf_client_header_timeout);
+		evhttp_connection_free(c->c_evcon);
+		return;
+	}
+	/* Our reference kept the bufferevent; is it still evhttp's? */
+	bufferevent_getcb(c->c_bev, &rcb, NULL, NULL, &cbarg);
+	c->c_fd = bufferevent_getfd(c->c_bev);
+	if (cbarg == NULL || c->c_fd < 0 || (size_t)c->c_fd >= server_nconns) {
+		evbuffer_remove_cb_entry(bufferevent_get_input(c->c_bev),
+		    c->c_incb);
+		bufferevent_decref(c->c_bev);
+		event_free(c->c_timer);
+		atomic_fetch_sub(&server_nclients, 1);
+		free(c);
+		return;
+	}
+	c->c_evcon = cbarg;
+	server_conns[c->c_fd] = c;
+	evhttp_connection_set_closecb(c->c_evcon, conn_closed, c);
+	bufferevent_decref(c->c_bev);
+	if (atomic_load(&server_nclients) > w->w_conf->cf_max_clients) {
+		w->w_clients_refused++;
+		if (w->w_clients_refused == 1 ||
+		    w->w_clients_refused % 1000 == 0)
+			log_warnx("max_clients (%ld) reached: new connections "
+			    "are closed (%llu so far in worker %d)",
+			    w->w_conf->cf_max_clients,
+			    (unsigned long long)w->w_clients_refused,
+			    w->w_index);
+		evhttp_connection_free(c->c_evcon);
+		return;
+	}
+	/* The first head's deadline runs from the accept. */
+	c->c_state = CONN_IDLE;
+	if (evbuffer_get_length(bufferevent_get_input(c->c_bev)) > 0) {
+		conn_head_start(c);
+		conn_scan_input(c, bufferevent_get_input(c->c_bev), 0);
+	} else {
+		timer_add_ms(c->c_timer, w->w_conf->cf_client_header_timeout);
+		conn_set_read_timeout(c, w->w_conf->cf_client_header_timeout);
+	}
+}
+
+/*
+ * evhttp's bufferevent callback, at each accept: our bufferevent, with a
+ * struct conn. evhttp has no connection object yet; conn_timer() finishes
+ * the setup on the next turn, holding a reference until then.
+ */
+static struct bufferevent *
+conn_new(struct event_base *base, void *arg)
+{
+	struct listener		*ln = arg;
+	struct bufferevent	*bev;
+	struct conn		*c;
+
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ==
+	    NULL)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->c_timer = evtimer_new(base, conn_timer, c)) == NULL ||
+	    (c->c_incb = evbuffer_add_cb(bufferevent_get_input(bev),
+	    conn_input, c)) == NULL) {
+		if (c != NULL && c->c_timer != NULL)
+			event_free(c->c_timer);
+		free(c);
+		/* evhttp goes on with it; only our bookkeeping is missing. */
+		return bev;
+	}
+	c->c_listener = ln;
+	c->c_bev = bev;
+	c->c_fd = -1;
+	c->c_state = CONN_NEW;
+	atomic_fetch_add(&server_nclients, 1);
+	bufferevent_incref(bev);
+	event_active(c->c_timer, EV_TIMEOUT, 0);
+	return bev;
+}
+
+/* The request's own close callback (NULL: none), called before ours. */
+void
+server_watch(struct evhttp_connection *evcon,
+    void (*cb)(struct evhttp_connection *, void *), void *arg)
+{
+	struct conn	*c = server_conn(evcon);
+
+	if (c == NULL) {
+		evhttp_connection_set_closecb(evcon, cb, arg);
+		return;
+	}
+	c->c_closecb = cb;
+	c->c_closearg = arg;
+}
+
+/* proxy.c has the whole request: no more head deadline. */
+void
+server_request_taken(struct evhttp_request *http)
+{
+	struct conn	*c = server_conn(evhttp_request_get_connection(http));
+
+	if (c == NULL)
+		return;
+	c->c_state = CONN_BUSY;
+	c->c_http = http;
+	evtimer_del(c->c_timer);
+}
+
+/* The reply was written: wait for the next request, keepalive_timeout. */
+void
+server_request_done(struct evhttp_connection *evcon)
+{
+	struct conn	*c = server_conn(evcon);
+	struct evbuffer	*in;
+
+	if (c == NULL)
+		return;
+	c->c_closecb = NULL;
+	c->c_http = NULL;
+	c->c_state = CONN_IDLE;
+	evtimer_del(c->c_timer);
+	in = bufferevent_get_input(c->c_bev);
+	/* Pipelined bytes already read belong to the next request. */
+	if (evbuffer_get_length(in) > 0 && !c->c_half_closed) {
+		conn_head_start(c);
+		conn_scan_input(c, in, 0);
+	} else
+		conn_set_read_timeout(c,
+		    c->c_listener->ln_worker->w_conf->cf_keepalive_timeout);
+}
+
+int
+server_head_bad(struct evhttp_connection *evcon)
+{
+	struct conn	*c = server_conn(evcon);
+
+	return c != NULL && c->c_head_bad;
+}
+
+int
+server_half_closed(struct evhttp_connection *evcon)
+{
+	struct conn	*c = server_conn(evcon);
+
+	return c != NULL && c->c_half_closed;
+}
+
+/*
+ * Events on a connection whose request proxy.c holds. End of input is a
+ * half-close (shutdown(SHUT_WR), nc -q, HTTP/1.0 tools): the request is
+ * answered and the connection closed after, as nginx and HAProxy do. A
+ * client that closed altogether is noticed when the answer is written.
+ * Reading stops for good: one byte the watermark holds in the input
+ * keeps evhttp from reading again (it re-enables reading as it writes).
+ */
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn		*c = arg;
+	struct evhttp_request	*http;
+
+	if (c->c_state != CONN_BUSY || c->c_half_closed ||
+	    what != (BEV_EVENT_READING | BEV_EVENT_EOF)) {
+		if (c->c_ecb != NULL)
+			c->c_ecb(bev, what, c->c_cbarg);
+		return;
+	}
+	c->c_half_closed = 1;
+	bufferevent_setwatermark(bev, EV_READ, 0, 1);
+	evbuffer_add(bufferevent_get_input(bev), "", 1);
+	/*
+	 * A client that closed altogether looks the same until something is
+	 * sent to it: its kernel then answers with a reset. HTTP/1.1 clients
+	 * must accept an interim response at any time (RFC 9110 section
+	 * 15.2), so one probes without harm while the tenant works; HTTP/1.0
+	 * clients get none, and are noticed when the answer is written.
+	 */
+	if (c->c_http->major == 1 && c->c_http->minor >= 1 &&
+	    evhttp_request_get_response_code(c->c_http) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+	    send(c->c_fd, SERVER_PROBE, sizeof(SERVER_PROBE) - 1,
+	    MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof(SERVER_PROBE) - 1) {
+		c->c_probe_ms = 25;
+		conn_probe_check(c);
+	}
+	/* evhttp closes after a request that asked it to. */
+	http = c->c_http;
+	evhttp_remove_header(evhttp_request_get_input_headers(http),
+	    "Connection");
+	evhttp_add_header(evhttp_request_get_input_headers(http),
+	    "Connection", "close");
+}
+
+/* The bufferevent has one argument for its callbacks: evhttp's is kept. */
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->c_rcb != NULL)
+		c->c_rcb(bev, c->c_cbarg);
+}
+
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->c_wcb != NULL)
+		c->c_wcb(bev, c->c_cbarg);
+}
+
+/*
+ * Route the connection's events through conn_event(). evhttp sets its own
+ * callbacks whenever it writes: call again after each write.
+ */
+void
+server_watch_eof(struct evhttp_connection *evcon)
+{
+	struct conn		*c = server_conn(evcon);
+	bufferevent_data_cb	 rcb, wcb;
+	bufferevent_event_cb	 ecb;
+	void			*cbarg;
+
+	if (c == NULL)
+		return;
+	bufferevent_getcb(c->c_bev, &rcb, &wcb, &ecb, &cbarg);
+	if (ecb == conn_event)
+		return;
+	c->c_rcb = rcb;
+	c->c_wcb = wcb;
+	c->c_ecb = ecb;
+	c->c_cbarg = cbarg;
+	bufferevent_setcb(c->c_bev, rcb != NULL ? conn_read : NULL,
+	    wcb != NULL ? conn_write : NULL, conn_event, c);
+}
+
 static struct evhttp *
 server_http_new(struct worker *w, struct listener *ln)
 {
@@ -222,6 +701,7 @@ server_http_new(struct worker *w, struct listener *ln)
 	tv = ms_timeval(cf->cf_client_timeout);
 	evhttp_set_timeout_tv(http, &tv);
 	evhttp_set_gencb(http, proxy_handle, ln);
+	evhttp_set_bevcb(http, conn_new, ln);
 	return http;
 }
 

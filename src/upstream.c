@@ -304,37 +304,25 @@ upstream_headers(struct request *req, int body_mode, struct curl_slist **out)
 	struct evkeyval		*kv;
 	struct upstream_hlist	 hl;
 	struct sign_headers	 sh;
-	const char		*conn = NULL;
-	char			 connbuf[512];
+	const struct evkeyvalq	*msg = NULL;
 	size_t			 n = 0, text = UPSTREAM_FIXED_TEXT;
-	int			 has_accept = 0, has_ctype = 0, nconn = 0;
+	int			 has_accept = 0, has_ctype = 0;
 
 	in = evhttp_request_get_input_headers(req->req_http);
 	TAILQ_FOREACH(kv, in, next) {
 		n++;
 		text += strlen(kv->key) + strlen(kv->value) + 3;
-		if (strcasecmp(kv->key, "Connection") == 0) {
-			conn = kv->value;
-			nconn++;
-		}
+		if (strcasecmp(kv->key, "Connection") == 0)
+			msg = in;	/* its tokens name hop-by-hop headers */
 	}
 	if (tn->tn_key_type == KEY_STANDARD)
 		text += tn->tn_key->k_len;
 	text += strlen(tn->tn_key_id);
-	/* Several Connection headers: their tokens together. */
-	if (nconn > 1) {
-		connbuf[0] = '\0';
-		TAILQ_FOREACH(kv, in, next)
-			if (strcasecmp(kv->key, "Connection") == 0)
-				snprintf(connbuf + strlen(connbuf),
-				    sizeof(connbuf) - strlen(connbuf), ",%s",
-				    kv->value);
-		conn = connbuf;
-	}
 	if (upstream_hlist_init(&hl, n + UPSTREAM_FIXED_HEADERS, text) == -1)
 		return -1;
 	TAILQ_FOREACH(kv, in, next) {
-		if (filter_request_header(kv->key, conn) == FILTER_DROP)
+		if (filter_header(FILTER_TO_TENANT, kv->key, msg) ==
+		    FILTER_DROP)
 			continue;
 		if (strcasecmp(kv->key, "Accept") == 0)
 			has_accept = 1;
@@ -444,8 +432,14 @@ upstream_start(struct request *req, int has_body, char **cause)
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(easy, CURLOPT_SSLVERSION,
 	    (long)CURL_SSLVERSION_TLSv1_2);
-	if (tn->tn_ca_file != NULL)
+	/*
+	 * ca_file is the whole of what is trusted: without CAPATH cleared,
+	 * libcurl would still trust its built-in CA directory.
+	 */
+	if (tn->tn_ca_file != NULL) {
 		curl_easy_setopt(easy, CURLOPT_CAINFO, tn->tn_ca_file);
+		curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+	}
 	if (tn->tn_curl_connect_to != NULL)
 		curl_easy_setopt(easy, CURLOPT_CONNECT_TO,
 		    tn->tn_curl_connect_to);

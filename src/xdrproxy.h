@@ -137,6 +137,11 @@ struct config {
 	long			 cf_max_connections;	/* per tenant host */
 	long			 cf_idle_connections;	/* pool size */
 	int			 cf_workers;
+	long			 cf_max_clients;	/* open client connections, all workers */
+	unsigned int		 cf_client_header_timeout;	/* ms */
+	unsigned int		 cf_client_body_timeout;	/* ms */
+	unsigned int		 cf_keepalive_timeout;	/* ms */
+	size_t			 cf_max_header_count;	/* header lines per request */
 	struct tenants		 cf_tenants;
 	int			 cf_seen[32];
 };
@@ -177,17 +182,49 @@ enum filter_verdict {
 	FILTER_PASS,
 	FILTER_DROP
 };
+enum filter_dir {
+	FILTER_TO_TENANT,
+	FILTER_TO_CLIENT
+};
+
+/* What filter_request() needs to know of a request that evhttp parsed. */
+struct filter_req {
+	enum evhttp_cmd_type	 fq_cmd;
+	int			 fq_major, fq_minor;	/* HTTP version */
+	const struct evkeyvalq	*fq_headers;
+	const char		*fq_uri;
+	int			 fq_head_bad;	/* NUL or control byte seen raw */
+	size_t			 fq_max_count;	/* header lines; 0: no limit */
+	const struct strlist	*fq_allow;	/* allow_path prefixes */
+	const char *const	*fq_names;	/* Host names accepted */
+	size_t			 fq_nnames;
+	const char		*fq_local;	/* wildcard listener: local
+						   address, else NULL */
+};
+
+/* Why filter_request() refused, or what it learnt of a request it let by. */
+struct filter_res {
+	int			 fs_status;	/* 400, 403, 405, 421 */
+	const char		*fs_code;	/* "bad_request", ... */
+	const char		*fs_why;	/* static text for the message */
+	const char		*fs_which;	/* header that decided, or NULL */
+	int			 fs_close;	/* close the connection after */
+	int			 fs_has_body;	/* Content-Length or chunked */
+};
+
+int	 filter_request(const struct filter_req *, struct filter_res *);
 int	 filter_framing(const struct evkeyvalq *, int *, const char **);
 int	 filter_browser(const struct evkeyvalq *, const char **);
 int	 filter_host_name(const char *, char *, size_t);
 int	 filter_host_allowed(const char *, const char *const *, size_t);
 int	 filter_uri(const char *, const struct strlist *, int *,
 	    const char **);
+int	 filter_header_value_ok(const char *);
 enum filter_verdict
-	 filter_request_header(const char *, const char *);
-enum filter_verdict
-	 filter_response_header(const char *, const char *);
+	 filter_header(enum filter_dir, const char *,
+	    const struct evkeyvalq *);
 int	 filter_token_listed(const char *, const char *);
+int	 filter_connection_lists(const struct evkeyvalq *, const char *);
 
 /* audit.c */
 enum outcome {
@@ -218,10 +255,19 @@ struct listener {
 };
 TAILQ_HEAD(listeners, listener);
 
+int	 server_init(void);
 int	 server_start(struct worker *, struct config *, char **);
 void	 server_stop_accepting(struct worker *);
 void	 server_free(struct worker *);
 int	 server_local_name(struct evhttp_connection *, char *, size_t);
+void	 server_watch(struct evhttp_connection *,
+	    void (*)(struct evhttp_connection *, void *), void *);
+void	 server_request_taken(struct evhttp_request *);
+void	 server_request_done(struct evhttp_connection *);
+void	 server_watch_eof(struct evhttp_connection *);
+int	 server_head_bad(struct evhttp_connection *);
+int	 server_half_closed(struct evhttp_connection *);
+long	 server_clients(void);
 
 /* proxy.c */
 #define REQ_REPLY_STARTED	0x0001	/* status line sent to the client */
@@ -265,7 +311,8 @@ struct request {
 	char			 req_message[256];	/* error detail */
 	char			 req_curl_error[CURL_ERROR_SIZE];
 	char			 req_reason[64];	/* upstream reason phrase */
-	char			 req_conn_tokens[128];	/* its Connection */
+	long long		 req_up_clen;	/* tenant's Content-Length */
+	int			 req_up_te;	/* tenant sent Transfer-Encoding */
 	int			 req_upstream_status;
 };
 TAILQ_HEAD(requests, request);
@@ -307,6 +354,8 @@ struct worker {
 	struct evbuffer		*w_audit;	/* record formatting */
 	struct event		*w_shutdown_timer;
 	int			 w_draining;	/* 1 stopping, 2 deadline passed */
+	uint64_t		 w_clients_refused;	/* past max_clients */
+	uint64_t		 w_header_timeouts;
 	uint32_t		 w_id_prefix;
 	uint64_t		 w_id_counter;
 	/* How the main thread talks to the worker. */

@@ -33,4 +33,7 @@ ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export XDRPROXY_SANITIZED ASAN_OPTIONS UBSAN_OPTIONS
 run_build build-asan --enable-werror --enable-asan
+# libFuzzer targets, 60 s each under ASan+UBSan: any crash, leak or
+# timeout fails the run.
+tests/fuzz.sh 60
 echo "=== all tests passed (warnings as errors, and under ASan+UBSan)"

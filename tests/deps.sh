@@ -6,9 +6,14 @@ set -eu
 
 # nghttp2-server: nghttpd, an HTTP/2 tenant for tests/t_http2.sh (the
 # mock tenant speaks HTTP/1.1 only).
+# nodejs, chromium: tests/t_browser.sh runs Node's fetch (which must pass)
+# and a cross-origin page in headless Chromium (which must be refused).
+# clang, libclang-rt-14-dev: libFuzzer and its sanitizer runtimes for
+# tests/fuzz.sh (./configure CC=clang --enable-fuzz).
 PACKAGES="gcc make autoconf automake libtool pkg-config
+clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
-curl openssl ca-certificates gzip procps nghttp2-server"
+curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium"
 
 missing=""
 for p in $PACKAGES; do

@@ -31,8 +31,8 @@ refused "Origin: null" 403 browser_request_refused -X POST -d '{}' \
     -H 'Origin: null' /public_api/v1/incidents/get_incidents/
 refused "Sec-Fetch-Site" 403 browser_request_refused -X POST -d '{}' \
     -H 'Sec-Fetch-Site: cross-site' /public_api/v1/incidents/get_incidents/
-refused "Sec-Fetch-Mode" 403 browser_request_refused -X POST -d '{}' \
-    -H 'Sec-Fetch-Mode: no-cors' /public_api/v1/incidents/get_incidents/
+refused "Sec-Fetch-Dest" 403 browser_request_refused -X POST -d '{}' \
+    -H 'Sec-Fetch-Dest: empty' /public_api/v1/incidents/get_incidents/
 refused "DNS rebinding Host" 421 misdirected_host -X POST -d '{}' \
     -H 'Host: attacker.example' /public_api/v1/incidents/get_incidents/
 refused "Host with the right port, wrong name" 421 misdirected_host \

@@ -249,6 +249,156 @@ test_values(void)
 	free(cause);
 }
 
+/* The [proxy] limits on clients: defaults, values, ranges. */
+static void
+test_limits(void)
+{
+	struct config	*cf;
+	char		*cause = NULL;
+
+	cf = load(TENANT, &cause);
+	CHECK(cf != NULL);
+	if (cf != NULL) {
+		CHECK(cf->cf_max_clients == 1024);
+		CHECK(cf->cf_client_header_timeout == 10000);
+		CHECK(cf->cf_client_body_timeout == 60000);
+		CHECK(cf->cf_keepalive_timeout == 60000);
+		CHECK(cf->cf_max_header_count == 100);
+		config_free(cf);
+	}
+
+	cf = load("[proxy]\n"
+	    "max_clients = 1000000\n"
+	    "client_header_timeout = 2500ms\n"
+	    "client_body_timeout = 20s\n"
+	    "keepalive_timeout = 5\n"
+	    "max_header_count = 1\n" TENANT, &cause);
+	CHECK(cf != NULL);
+	if (cf != NULL) {
+		CHECK(cf->cf_max_clients == 1000000);
+		CHECK(cf->cf_client_header_timeout == 2500);
+		CHECK(cf->cf_client_body_timeout == 20000);
+		CHECK(cf->cf_keepalive_timeout == 5000);
+		CHECK(cf->cf_max_header_count == 1);
+		CHECK(cf->cf_client_timeout == 60000);
+		config_free(cf);
+	}
+
+	/* client_body_timeout and keepalive_timeout follow client_timeout. */
+	cf = load("[proxy]\nclient_timeout = 30s\n" TENANT, &cause);
+	CHECK(cf != NULL);
+	if (cf != NULL) {
+		CHECK(cf->cf_client_body_timeout == 30000);
+		CHECK(cf->cf_keepalive_timeout == 30000);
+		CHECK(cf->cf_client_header_timeout == 10000);
+		config_free(cf);
+	}
+	/* Whatever the order of the lines. */
+	cf = load("[proxy]\nkeepalive_timeout = 2m\nclient_timeout = 45s\n"
+	    TENANT, &cause);
+	CHECK(cf != NULL);
+	if (cf != NULL) {
+		CHECK(cf->cf_client_body_timeout == 45000);
+		CHECK(cf->cf_keepalive_timeout == 120000);
+		config_free(cf);
+	}
+	cf = load("[proxy]\nmax_clients = 1\nmax_header_count = 10000\n"
+	    TENANT, &cause);
+	CHECK(cf != NULL);
+	if (cf != NULL) {
+		CHECK(cf->cf_max_clients == 1);
+		CHECK(cf->cf_max_header_count == 10000);
+		config_free(cf);
+	}
+
+	bad(2, "max_clients: expected a number from 1 to 1000000, not '0'",
+	    "[proxy]\nmax_clients = 0\n" TENANT);
+	bad(2, "max_clients: expected a number from 1 to 1000000, not "
+	    "'1000001'", "[proxy]\nmax_clients = 1000001\n" TENANT);
+	bad(2, "max_clients: expected a number", "[proxy]\nmax_clients = "
+	    "1k\n" TENANT);
+	bad(3, "'max_clients' already set on line 2",
+	    "[proxy]\nmax_clients = 10\nmax_clients = 20\n" TENANT);
+	bad(2, "max_header_count: expected a number from 1 to 10000, not "
+	    "'0'", "[proxy]\nmax_header_count = 0\n" TENANT);
+	bad(2, "max_header_count: expected a number from 1 to 10000, not "
+	    "'10001'", "[proxy]\nmax_header_count = 10001\n" TENANT);
+	bad(2, "client_header_timeout: bad duration '0'",
+	    "[proxy]\nclient_header_timeout = 0\n" TENANT);
+	bad(2, "client_header_timeout: bad duration '10 s'",
+	    "[proxy]\nclient_header_timeout = 10 s\n" TENANT);
+	bad(2, "client_body_timeout: bad duration '0ms'",
+	    "[proxy]\nclient_body_timeout = 0ms\n" TENANT);
+	bad(2, "client_body_timeout: bad duration '9999999h'",
+	    "[proxy]\nclient_body_timeout = 9999999h\n" TENANT);
+	bad(2, "keepalive_timeout: bad duration '1d'",
+	    "[proxy]\nkeepalive_timeout = 1d\n" TENANT);
+	bad(2, "'keepalive_timeout' needs a value",
+	    "[proxy]\nkeepalive_timeout =\n" TENANT);
+}
+
+/* Every kind of value the tables know, at and past its limits. */
+static void
+test_types(void)
+{
+	struct config	*cf;
+	char		*cause = NULL;
+
+	cf = load("[proxy]\nworkers = 64\nmax_connections = 0\n"
+	    "idle_connections = 100000\nmax_headers = 1\n"
+	    "audit_log = -\n" TENANT "listen = [::1]:8080\n"
+	    "server_name = a.example\nserver_name = b.example\n"
+	    "allow_path = /a/\nallow_path = /b/\nhttp2 = on\n"
+	    "key_type = advanced\n", &cause);
+	CHECK(cf != NULL);
+	if (cf == NULL) {
+		fprintf(stderr, "  cause: %s\n", cause);
+		free(cause);
+		return;
+	}
+	CHECK(cf->cf_workers == 64);
+	CHECK(cf->cf_max_connections == 0);
+	CHECK(cf->cf_idle_connections == 100000);
+	CHECK(cf->cf_max_headers == 1);
+	CHECK(cf->cf_audit_log_line == 6);
+	CHECK_STR(cf->cf_audit_log, "-");
+	CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_key_file_line == 11);
+	CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_server_names.sl_n == 2);
+	CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_allow_paths.sl_n == 2);
+	CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_http2 == 1);
+	CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_key_type == KEY_ADVANCED);
+	config_free(cf);
+
+	cf = load("[proxy]\nworkers = auto\n" TENANT, &cause);
+	CHECK(cf != NULL && cf->cf_workers >= 1 && cf->cf_workers <= 64);
+	config_free(cf);
+
+	bad(2, "workers: expected auto or a number from 1 to 64, not '65'",
+	    "[proxy]\nworkers = 65\n" TENANT);
+	bad(2, "workers: expected auto or a number from 1 to 64, not '0'",
+	    "[proxy]\nworkers = 0\n" TENANT);
+	bad(2, "max_connections: expected a number from 0 to 100000, not "
+	    "'100001'", "[proxy]\nmax_connections = 100001\n" TENANT);
+	bad(2, "idle_connections: expected a number from 0 to 100000, not "
+	    "'-1'", "[proxy]\nidle_connections = -1\n" TENANT);
+	bad(2, "max_headers: bad size '0'", "[proxy]\nmax_headers = 0\n"
+	    TENANT);
+	bad(2, "max_body: bad size '1025g'", "[proxy]\nmax_body = 1025g\n"
+	    TENANT);
+	bad(6, "server_name: 'a b' is not a host name",
+	    TENANT "server_name = a b\n");
+	bad(6, "allow_path: bad character", TENANT "allow_path = /a b\n");
+	bad(2, "key_file must be an absolute path",
+	    "[tenant a]\nkey_file = -\n");
+	bad(6, "key_type: expected advanced or standard, not 'Advanced'",
+	    TENANT "key_type = Advanced\n");
+	bad(6, "connect_to 'unix:/x': expected host:port",
+	    TENANT "connect_to = unix:/x\n");
+	bad(2, "key_id: expected the numeric API key ID, not "
+	    "'123456789012345678901'",
+	    "[tenant a]\nkey_id = 123456789012345678901\n");
+}
+
 int
 main(void)
 {
@@ -260,6 +410,8 @@ main(void)
 	test_good();
 	test_errors();
 	test_values();
+	test_limits();
+	test_types();
 	unlink(path);
 	return unit_exit("test_config");
 }
