@@ -19,6 +19,12 @@
  * Request headers, looked at once auth has passed (first that applies):
  *	X-Mock-Delay-Ms: N	wait N ms first (then the rest applies)
  *	X-Mock-Close: 1		drop the connection, no response
+ *	X-Mock-Raw: NAME	the bytes of --files DIR/NAME, verbatim, as the
+ *				whole response (status line, headers, body:
+ *				nothing added or checked, no X-Mock-Conn),
+ *				written straight to the connection; once they
+ *				are sent the connection is closed (TLS
+ *				close_notify first), whatever they say
  *	X-Mock-Status: N	status N, body X-Mock-Body or a vendor error
  *	X-Mock-Stream: N	N pattern bytes; X-Mock-Chunked: 1 for chunked,
  *				X-Mock-Stall-After: M to stop after M bytes
@@ -27,7 +33,8 @@
  *	(get_incidents path)	canned reply, unless X-Mock-Echo is present
  *	(anything else)		JSON echo of the request
  *	X-Mock-Header: N: v	extra response header (repeatable)
- * Every response carries X-Mock-Conn: K, the connection's number.
+ * Every response but X-Mock-Raw's carries X-Mock-Conn: K, the connection's
+ * number.
  *
  * Log lines (--log), in this key order, no spaces:
  *	{"event":"connection","conn":K}		at a connection's first request
@@ -35,6 +42,7 @@
  *	    "auth_id":..,"nonce":..,"timestamp":..,"headers":[[..,..],..],
  *	    "body_len":N,"body_sha256":".."}
  *	{"event":"stream_done","uri":..,"bytes_sent":N}
+ *	{"event":"raw_done","uri":..,"bytes_sent":N}	X-Mock-Raw file sent
  *	{"event":"aborted","uri":..,"bytes_sent":K}	peer left first
  */
 #ifdef HAVE_CONFIG_H
@@ -152,6 +160,7 @@ enum jobphase {
 	JOB_CLOSE,	/* connection to be dropped from the event loop */
 	JOB_STREAM,	/* stream body being sent */
 	JOB_FINISHING,	/* stream ended, waiting for evhttp to flush */
+	JOB_RAW,	/* X-Mock-Raw bytes being written, evhttp bypassed */
 	JOB_DEAD	/* connection gone; reap from the event loop */
 };
 
@@ -163,7 +172,7 @@ struct job {
 	struct event		*ev;	/* delay timer, or deferred work */
 	enum jobphase		 phase;
 	char			*uri;
-	uint64_t		 total;	/* stream length */
+	uint64_t		 total;	/* stream or raw file length */
 	uint64_t		 limit;	/* where to stop (stall) */
 	uint64_t		 sent;	/* body bytes handed to evhttp */
 	struct pattern		 pat;
@@ -1219,6 +1228,117 @@ stream_start(struct mock *m, struct conn *c, struct evhttp_request *req,
 	stream_pump(job);
 }
 
+/*
+ * X-Mock-Raw is over: the bytes went out (close_notify, then close) or the
+ * peer left first (close).  evhttp's callbacks are gone from the
+ * bufferevent, so the connection is dropped from the event loop as
+ * X-Mock-Close drops it.
+ */
+static void
+raw_finish(struct job *job, int aborted)
+{
+	struct evhttp_connection	*evcon;
+	struct bufferevent		*bev;
+	SSL				*ssl;
+	size_t				 left;
+
+	if (job->phase != JOB_RAW ||
+	    (evcon = evhttp_request_get_connection(job->req)) == NULL)
+		return;
+	bev = evhttp_connection_get_bufferevent(evcon);
+	left = evbuffer_get_length(bufferevent_get_output(bev));
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	if (left > 0)
+		aborted = 1;
+	log_stream(job->m, aborted ? "aborted" : "raw_done", job->uri,
+	    job->total - left);
+	if (!aborted && (ssl = bufferevent_openssl_get_ssl(bev)) != NULL) {
+		/* one alert record; the socket has room, the output is empty */
+		(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
+	job->phase = JOB_CLOSE;
+	event_active(job->ev, EV_TIMEOUT, 0);
+}
+
+/* The raw bytes drained from the output buffer (into the kernel). */
+static void
+raw_writecb(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		raw_finish(arg, 0);
+}
+
+/* EOF, error or timeout before the bytes went out. */
+static void
+raw_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	raw_finish(arg, 1);
+}
+
+/*
+ * Start X-Mock-Raw: load the file and hand it to the connection's
+ * bufferevent, taking the bufferevent's callbacks from evhttp so that it
+ * neither writes a reply of its own nor reads the next request.  job is
+ * the delay job if there was one.
+ */
+static void
+raw_start(struct mock *m, struct conn *c, struct evhttp_request *req,
+    struct job *job, const char *name)
+{
+	struct evhttp_connection	*evcon;
+	struct bufferevent		*bev;
+	char				*path;
+	size_t				 len;
+
+	if (name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL ||
+	    m->filesdir == NULL) {
+		if (job != NULL)
+			job_free(job);
+		if (m->filesdir == NULL)
+			reply_error(req, 404, "no --files directory", 1);
+		else
+			reply_error(req, 400, "bad X-Mock-Raw name", 1);
+		return;
+	}
+	if (job == NULL && (job = job_new(m, c, req, JOB_RAW)) == NULL) {
+		reply_error(req, 500, "out of memory", 0);
+		return;
+	}
+	job->phase = JOB_RAW;
+	len = strlen(m->filesdir) + strlen(name) + 2;
+	if ((path = malloc(len)) == NULL) {
+		job_free(job);
+		reply_error(req, 500, "out of memory", 0);
+		return;
+	}
+	snprintf(path, len, "%s/%s", m->filesdir, name);
+	evbuffer_drain(job->chunk, evbuffer_get_length(job->chunk));
+	if (file_load(path, job->chunk) == -1) {
+		job_free(job);
+		if (errno == ENOENT || errno == ENOTDIR)
+			reply_error(req, 404, "no such mock file", 1);
+		else
+			reply_error(req, 500, strerror(errno), 1);
+		free(path);
+		return;
+	}
+	free(path);
+	job->total = evbuffer_get_length(job->chunk);
+	evcon = evhttp_request_get_connection(req);
+	bev = evhttp_connection_get_bufferevent(evcon);
+	bufferevent_setcb(bev, NULL, raw_writecb, raw_eventcb, job);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (job->total == 0) {
+		raw_finish(job, 0);
+		return;
+	}
+	evbuffer_add_buffer(bufferevent_get_output(bev), job->chunk);
+}
+
 /* A job's timer or deferred work. */
 static void
 job_cb(evutil_socket_t fd, short what, void *arg)
@@ -1249,14 +1369,15 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case JOB_STREAM:
 	case JOB_FINISHING:
+	case JOB_RAW:
 		break;
 	}
 }
 
 /*
  * Answer an authenticated request as its X-Mock-* headers ask, once any
- * delay is over.  job is the delay job, if any: reused for a stream or a
- * close, freed otherwise.
+ * delay is over.  job is the delay job, if any: reused for a stream, a
+ * raw answer or a close, freed otherwise.
  */
 static void
 req_act(struct mock *m, struct conn *c, struct evhttp_request *req,
@@ -1276,6 +1397,10 @@ req_act(struct mock *m, struct conn *c, struct evhttp_request *req,
 		}
 		job->phase = JOB_CLOSE;
 		event_active(job->ev, EV_TIMEOUT, 0);
+		return;
+	}
+	if ((v = evhttp_find_header(in, "X-Mock-Raw")) != NULL) {
+		raw_start(m, c, req, job, v);
 		return;
 	}
 	if ((v = evhttp_find_header(in, "X-Mock-Stream")) != NULL &&

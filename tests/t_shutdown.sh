@@ -43,18 +43,30 @@ expect_match "ended request audited" "$(last_audit)" \
 if sanitizer_clean "$PROXY_LOG"; then pass "no sanitizer report"
 else fail "sanitizer report:"; sed 's/^/# /' "$PROXY_LOG"; fi
 
-# A second signal does not wait for shutdown_timeout.
+# A second signal does not wait: with shutdown_timeout 60s and a tenant
+# that answers in 30 s, the request is ended with 503 and xdrproxy exits
+# within 5 s of the second signal (the reply gets at most 1 s to go out).
+write_config "" "shutdown_timeout = 60s"
 start_proxy
-curl -sS --max-time 30 -o /dev/null -H 'X-Mock-Delay-Ms: 20000' \
-    "$URL/public_api/v1/x/second/" 2>/dev/null &
+curl -sS --max-time 90 -i -H 'X-Mock-Delay-Ms: 30000' \
+    "$URL/public_api/v1/x/second/" > "$T/second" 2>/dev/null &
 client=$!
 wait_for 10 grep -q '"uri":"/public_api/v1/x/second/"' "$MOCK_LOG"
 kill -TERM "$PROXY_PID"
-wait_for 5 grep -q 'SIGTERM: shutting down' "$PROXY_LOG"
+wait_for 5 grep -q 'worker [0-9]*: stopping, 1 requests in flight' "$PROXY_LOG" ||
+    fail "second signal: the first one not acted on"
+t0=$(date +%s%N)
 kill -INT "$PROXY_PID"
 wait "$PROXY_PID"
-expect_eq "second signal: exit 0" "$?" 0
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq "second signal: exit 0" "$rc" 0
+if [ "$ms" -lt 5000 ]; then pass "second signal: exited ${ms} ms after it (< 5000)"
+else fail "second signal: exited ${ms} ms after it, want < 5000"; fi
 expect_match "second signal: logged" "$(cat "$PROXY_LOG")" 'second signal: ending requests now'
 expect_match "second signal: the request ended" "$(cat "$PROXY_LOG")" 'worker [0-9]*: ending 1 requests now'
 wait "$client"
+expect_proxy_error "second signal" 503 shutting_down "$T/second"
+expect_match "second signal: ended request audited" "$(last_audit)" \
+    '"path":"/public_api/v1/x/second/".*"status":503,.*"outcome":"proxy_error","error":"shutting_down"'
 finish
