@@ -346,7 +346,9 @@ filter_request(const struct filter_req *fq, struct filter_res *fs)
 	fs->fs_code = "bad_request";
 	fs->fs_close = 1;
 	if (fq->fq_head_bad) {
-		fs->fs_why = "request line or header with a NUL or control byte";
+		fs->fs_why = fq->fq_head_bad == 2 ? "malformed chunked body "
+		    "(chunk extensions are not supported)" :
+		    "request line or header with a NUL or control byte";
 		return -1;
 	}
 	TAILQ_FOREACH(kv, fq->fq_headers, next) {

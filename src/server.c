@@ -12,6 +12,7 @@
 
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -48,6 +49,20 @@ enum conn_state {
 	CONN_BUSY	/* proxy.c has the request */
 };
 
+/* Where conn_chunk_scan() is in a chunked body. */
+enum conn_chunk {
+	CK_SIZE,	/* hex digits */
+	CK_EXT,		/* ;extension up to CR */
+	CK_SIZE_LF,
+	CK_DATA,
+	CK_DATA_CR,
+	CK_DATA_LF,
+	CK_TRAILER,	/* trailer lines up to a blank one */
+	CK_TRAILER_LINE,
+	CK_TRAILER_LF,
+	CK_DONE
+};
+
 /* One client connection, owned by its worker's thread. */
 struct conn {
 	struct listener		*c_listener;
@@ -60,6 +75,15 @@ struct conn {
 	size_t			 c_head_len;
 	int			 c_eol;		/* end-of-head matcher state */
 	int			 c_head_bad;	/* NUL or control byte in it */
+	size_t			 c_te_match;	/* of "transfer-encoding:" */
+	int			 c_chunked;	/* the head named one */
+	enum conn_chunk		 c_ck;		/* chunked body checker */
+	uint64_t		 c_ck_left;	/* of a chunk's data */
+	int			 c_ck_digits;
+	int			 c_chunk_bad;	/* malformed chunked framing */
+	struct event		*c_fix;		/* rewrites libevent's answers */
+	int			 c_fixed;	/* once per connection */
+	struct evbuffer_cb_entry *c_outcb;
 	int			 c_half_closed;
 	unsigned int		 c_probe_ms;	/* next look for a reset */
 	struct evhttp_request	*c_http;	/* while CONN_BUSY */
@@ -300,23 +324,110 @@ conn_set_read_timeout(struct conn *c, unsigned int ms)
 }
 
 /*
+ * Check a chunked body's framing as it arrives (RFC 9112 section 7.1):
+ * libevent 2.1 accepts some malformed chunk sizes ("0x10", " 5") and
+ * answers others with 413 as if the body were too large. A body found
+ * malformed here is refused with 400 (server_head_bad()), or evhttp's
+ * 413 becomes a 400 (conn_fix()).
+ */
+static void
+conn_chunk_scan(struct conn *c, const unsigned char *p, size_t n)
+{
+	size_t	 i, take;
+
+	for (i = 0; i < n && !c->c_chunk_bad && c->c_ck != CK_DONE; i++) {
+		switch (c->c_ck) {
+		case CK_SIZE:
+			if (isxdigit(p[i]) && c->c_ck_digits < 15) {
+				c->c_ck_left = c->c_ck_left * 16 + (uint64_t)
+				    (isdigit(p[i]) ? p[i] - '0' :
+				    (tolower(p[i]) - 'a' + 10));
+				c->c_ck_digits++;
+			} else if (c->c_ck_digits > 0 && p[i] == ';')
+				c->c_ck = CK_EXT;
+			else if (c->c_ck_digits > 0 && p[i] == '\r')
+				c->c_ck = CK_SIZE_LF;
+			else
+				c->c_chunk_bad = 1;
+			break;
+		case CK_EXT:
+			/* Allowed by RFC 9112, but libevent 2.1 refuses them. */
+			c->c_chunk_bad = 1;
+			break;
+		case CK_SIZE_LF:
+			if (p[i] != '\n')
+				c->c_chunk_bad = 1;
+			else
+				c->c_ck = c->c_ck_left > 0 ? CK_DATA :
+				    CK_TRAILER;
+			break;
+		case CK_DATA:
+			take = n - i;
+			if (take > c->c_ck_left)
+				take = (size_t)c->c_ck_left;
+			c->c_ck_left -= take;
+			i += take - 1;
+			if (c->c_ck_left == 0)
+				c->c_ck = CK_DATA_CR;
+			break;
+		case CK_DATA_CR:
+			c->c_chunk_bad = p[i] != '\r';
+			c->c_ck = CK_DATA_LF;
+			break;
+		case CK_DATA_LF:
+			c->c_chunk_bad = p[i] != '\n';
+			c->c_ck = CK_SIZE;
+			c->c_ck_digits = 0;
+			break;
+		case CK_TRAILER:
+			c->c_ck = p[i] == '\r' ? CK_TRAILER_LF :
+			    CK_TRAILER_LINE;
+			break;
+		case CK_TRAILER_LINE:
+			if (p[i] == '\n')
+				c->c_ck = CK_TRAILER;
+			break;
+		case CK_TRAILER_LF:
+			if (p[i] != '\n')
+				c->c_chunk_bad = 1;
+			c->c_ck = CK_DONE;
+			break;
+		case CK_DONE:
+			break;
+		}
+	}
+}
+
+/*
  * Look at bytes of a request head as they arrive: note a NUL or control
- * byte (evhttp would cut a header at a NUL unseen) and find the blank
- * line that ends the head, after which evhttp reads the body.
+ * byte (evhttp would cut a header at a NUL unseen), whether a line names
+ * Transfer-Encoding (its body's framing is then checked too), and find
+ * the blank line that ends the head, after which evhttp reads the body.
  */
 static void
 conn_scan(struct conn *c, const unsigned char *p, size_t n)
 {
-	struct config	*cf = c->c_listener->ln_worker->w_conf;
-	size_t		 i;
+	static const char	 te[] = "transfer-encoding:";
+	struct config		*cf = c->c_listener->ln_worker->w_conf;
+	size_t			 i;
 
 	for (i = 0; i < n && c->c_state == CONN_HEAD; i++) {
+		if (c->c_te_match < sizeof(te) - 1) {
+			if (tolower(p[i]) == te[c->c_te_match])
+				c->c_te_match++;
+			else
+				c->c_te_match = sizeof(te);
+			if (c->c_te_match == sizeof(te) - 1)
+				c->c_chunked = 1;
+		}
 		if (p[i] == '\n') {
+			c->c_te_match = 0;	/* a new line */
 			if (c->c_eol > 0) {
 				c->c_state = CONN_BODY;
 				evtimer_del(c->c_timer);
 				conn_set_read_timeout(c,
 				    cf->cf_client_body_timeout);
+				i++;
 				break;
 			}
 			c->c_eol = 1;
@@ -330,6 +441,8 @@ conn_scan(struct conn *c, const unsigned char *p, size_t n)
 		}
 	}
 	c->c_head_len += i;
+	if (c->c_state == CONN_BODY && c->c_chunked && i < n)
+		conn_chunk_scan(c, p + i, n - i);
 }
 
 /* A new head starts: its deadline runs from now (or from the accept). */
@@ -342,8 +455,22 @@ conn_head_start(struct conn *c)
 	c->c_head_len = 0;
 	c->c_eol = 0;
 	c->c_head_bad = 0;
+	c->c_te_match = 0;
+	c->c_chunked = 0;
+	c->c_ck = CK_SIZE;
+	c->c_ck_left = 0;
+	c->c_ck_digits = 0;
+	c->c_chunk_bad = 0;
 	timer_add_ms(c->c_timer, cf->cf_client_header_timeout);
 	conn_set_read_timeout(c, cf->cf_client_header_timeout);
+}
+
+/* Are arriving bytes still to be looked at? */
+static int
+conn_scanning(const struct conn *c)
+{
+	return c->c_state == CONN_HEAD || (c->c_state == CONN_BODY &&
+	    c->c_chunked && !c->c_chunk_bad && c->c_ck != CK_DONE);
 }
 
 /* Scan from byte off of the input buffer to its end. */
@@ -354,14 +481,18 @@ conn_scan_input(struct conn *c, struct evbuffer *in, size_t off)
 	struct evbuffer_iovec	 v[8];
 	int			 i, nv;
 
-	while (c->c_state == CONN_HEAD && off < evbuffer_get_length(in)) {
+	while (conn_scanning(c) && off < evbuffer_get_length(in)) {
 		if (evbuffer_ptr_set(in, &ptr, off, EVBUFFER_PTR_SET) == -1)
 			return;
 		nv = evbuffer_peek(in, -1, &ptr, v, 8);
 		if (nv > 8)
 			nv = 8;
-		for (i = 0; i < nv && c->c_state == CONN_HEAD; i++) {
-			conn_scan(c, v[i].iov_base, v[i].iov_len);
+		for (i = 0; i < nv && conn_scanning(c); i++) {
+			if (c->c_state == CONN_HEAD)
+				conn_scan(c, v[i].iov_base, v[i].iov_len);
+			else
+				conn_chunk_scan(c, v[i].iov_base,
+				    v[i].iov_len);
 			off += v[i].iov_len;
 		}
 	}
@@ -378,8 +509,82 @@ conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
 		return;
 	if (c->c_state == CONN_IDLE)
 		conn_head_start(c);
-	if (c->c_state == CONN_HEAD)
+	if (conn_scanning(c))
 		conn_scan_input(c, in, info->orig_size - info->n_deleted);
+}
+
+/*
+ * libevent answers some malformed requests itself, before any callback of
+ * ours, with an HTML page (see README, Limits). conn_output() notices it
+ * writing while no request is ours; conn_fix() runs before the socket is
+ * written to and puts xdrproxy's JSON error in place of the page, with
+ * the status that fits what the scanner saw. The connection closes after,
+ * as libevent intends.
+ */
+static void
+conn_fix(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+	struct worker	*w = c->c_listener->ln_worker;
+	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
+	const char	*code = "bad_request", *msg, *reason;
+	char		 line[16], id[REQUEST_ID_LEN + 1], body[256];
+	int		 status, theirs;
+
+	if (evbuffer_copyout(out, line, sizeof(line) - 1) < 13)
+		return;
+	line[sizeof(line) - 1] = '\0';
+	if (strncmp(line, "HTTP/1.", 7) != 0 || (theirs = atoi(line + 9)) < 400)
+		return;		/* 100 Continue, say */
+	/* libevent closes the connection after its own answers. */
+	c->c_fixed = 1;
+	status = 400;
+	reason = "Bad Request";
+	msg = "the request could not be parsed";
+	if (c->c_state == CONN_HEAD && c->c_head_len > w->w_conf->cf_max_headers) {
+		status = 431;
+		code = "headers_too_large";
+		reason = "Request Header Fields Too Large";
+		msg = "request line and headers over max_headers";
+	} else if (theirs == 413 && c->c_chunk_bad)
+		msg = "malformed chunked body (chunk extensions are not "
+		    "supported)";
+	else if (theirs == 413) {
+		status = 413;
+		code = "body_too_large";
+		reason = "Payload Too Large";
+		msg = "request body over max_body";
+	} else if (theirs == 417) {
+		status = 417;
+		code = "expectation_failed";
+		reason = "Expectation Failed";
+		msg = "Expect other than 100-continue";
+	}
+	snprintf(id, sizeof(id), "%08x%08x", (unsigned)w->w_id_prefix,
+	    (unsigned)++w->w_id_counter);
+	snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\","
+	    "\"request_id\":\"%s\"}", code, msg, id);
+	w->w_libevent_answers++;
+	log_warnx("request %s: connection %d: %d %s: %s (libevent answered "
+	    "%d)", id, c->c_fd, status, code, msg, theirs);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: "
+	    "application/json\r\nx-xdrproxy-error: %s\r\n"
+	    "x-xdrproxy-request-id: %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", status, reason, code, id,
+	    strlen(body), body);
+}
+
+/* Bytes for the client: is libevent answering on its own? */
+static void
+conn_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn	*c = arg;
+
+	if (info->n_added > 0 && info->orig_size == 0 && !c->c_fixed &&
+	    (c->c_state == CONN_HEAD || c->c_state == CONN_BODY))
+		event_active(c->c_fix, EV_TIMEOUT, 0);
 }
 
 /* The connection is going away (evhttp's close callback): forget it. */
@@ -391,8 +596,11 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 	if (c->c_closecb != NULL)
 		c->c_closecb(evcon, c->c_closearg);
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->c_bev), c->c_incb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->c_bev),
+	    c->c_outcb);
 	if (c->c_fd >= 0 && server_conns[c->c_fd] == c)
 		server_conns[c->c_fd] = NULL;
+	event_free(c->c_fix);
 	event_free(c->c_timer);
 	atomic_fetch_sub(&server_nclients, 1);
 	free(c);
@@ -402,7 +610,7 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
  * After a half-close, has the client gone altogether? A socket that was
  * closed answers the probe conn_event() sent with a reset: SO_ERROR then
  * says so. Looked at after 50 ms, then less and less often, up to once a
- * second, until the request ends.
+ * second, until the request ends. From the connection's timer only.
  */
 static void
 conn_probe_check(struct conn *c)
@@ -456,7 +664,10 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	if (cbarg == NULL || c->c_fd < 0 || (size_t)c->c_fd >= server_nconns) {
 		evbuffer_remove_cb_entry(bufferevent_get_input(c->c_bev),
 		    c->c_incb);
+		evbuffer_remove_cb_entry(bufferevent_get_output(c->c_bev),
+		    c->c_outcb);
 		bufferevent_decref(c->c_bev);
+		event_free(c->c_fix);
 		event_free(c->c_timer);
 		atomic_fetch_sub(&server_nclients, 1);
 		free(c);
@@ -506,8 +717,16 @@ conn_new(struct event_base *base, void *arg)
 		return NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->c_timer = evtimer_new(base, conn_timer, c)) == NULL ||
+	    (c->c_fix = event_new(base, -1, 0, conn_fix, c)) == NULL ||
 	    (c->c_incb = evbuffer_add_cb(bufferevent_get_input(bev),
-	    conn_input, c)) == NULL) {
+	    conn_input, c)) == NULL ||
+	    (c->c_outcb = evbuffer_add_cb(bufferevent_get_output(bev),
+	    conn_output, c)) == NULL) {
+		if (c != NULL && c->c_incb != NULL)
+			evbuffer_remove_cb_entry(bufferevent_get_input(bev),
+			    c->c_incb);
+		if (c != NULL && c->c_fix != NULL)
+			event_free(c->c_fix);
 		if (c != NULL && c->c_timer != NULL)
 			event_free(c->c_timer);
 		free(c);
@@ -580,7 +799,9 @@ server_head_bad(struct evhttp_connection *evcon)
 {
 	struct conn	*c = server_conn(evcon);
 
-	return c != NULL && c->c_head_bad;
+	if (c == NULL)
+		return 0;
+	return c->c_head_bad ? 1 : c->c_chunk_bad ? 2 : 0;
 }
 
 int
@@ -603,7 +824,7 @@ static void
 conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn		*c = arg;
-	struct evhttp_request	*http;
+	struct evkeyvalq	*in;
 
 	if (c->c_state != CONN_BUSY || c->c_half_closed ||
 	    what != (BEV_EVENT_READING | BEV_EVENT_EOF)) {
@@ -614,27 +835,27 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	c->c_half_closed = 1;
 	bufferevent_setwatermark(bev, EV_READ, 0, 1);
 	evbuffer_add(bufferevent_get_input(bev), "", 1);
+	/* evhttp closes after a request that asked it to. */
+	in = evhttp_request_get_input_headers(c->c_http);
+	evhttp_remove_header(in, "Connection");
+	evhttp_add_header(in, "Connection", "close");
 	/*
 	 * A client that closed altogether looks the same until something is
 	 * sent to it: its kernel then answers with a reset. HTTP/1.1 clients
 	 * must accept an interim response at any time (RFC 9110 section
 	 * 15.2), so one probes without harm while the tenant works; HTTP/1.0
 	 * clients get none, and are noticed when the answer is written.
+	 * conn_probe_check() looks for the reset from a timer: it may end
+	 * the connection, which cannot be done from here.
 	 */
 	if (c->c_http->major == 1 && c->c_http->minor >= 1 &&
 	    evhttp_request_get_response_code(c->c_http) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
 	    send(c->c_fd, SERVER_PROBE, sizeof(SERVER_PROBE) - 1,
 	    MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof(SERVER_PROBE) - 1) {
-		c->c_probe_ms = 25;
-		conn_probe_check(c);
+		c->c_probe_ms = 50;
+		timer_add_ms(c->c_timer, c->c_probe_ms);
 	}
-	/* evhttp closes after a request that asked it to. */
-	http = c->c_http;
-	evhttp_remove_header(evhttp_request_get_input_headers(http),
-	    "Connection");
-	evhttp_add_header(evhttp_request_get_input_headers(http),
-	    "Connection", "close");
 }
 
 /* The bufferevent has one argument for its callbacks: evhttp's is kept. */

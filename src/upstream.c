@@ -50,8 +50,10 @@ upstream_check_done(struct worker *w)
 			continue;
 		req = NULL;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &req);
-		if (req != NULL)
-			proxy_upstream_done(req, msg->data.result);
+		if (req != NULL) {
+			req->req_xfer.ux_done = 1;
+			req->req_xfer.ux_cbs->uc_done(req, msg->data.result);
+		}
 	}
 }
 
@@ -206,13 +208,17 @@ upstream_free(struct worker *w)
 static size_t
 upstream_header_cb(char *line, size_t size, size_t n, void *arg)
 {
-	return proxy_upstream_header(arg, line, size * n);
+	struct request	*req = arg;
+
+	return req->req_xfer.ux_cbs->uc_header(req, line, size * n);
 }
 
 static size_t
 upstream_write_cb(char *data, size_t size, size_t n, void *arg)
 {
-	return proxy_upstream_data(arg, data, size * n);
+	struct request	*req = arg;
+
+	return req->req_xfer.ux_cbs->uc_data(req, data, size * n);
 }
 
 /*
@@ -380,10 +386,12 @@ upstream_easy_put(struct worker *w, CURL *easy)
 
 /*
  * Start the request to the tenant. has_body says whether the client framed
- * a body (Content-Length or chunked); evhttp has read it whole.
+ * a body (Content-Length or chunked); evhttp has read it whole. The
+ * transfer reports through cbs, with req as their argument.
  */
 int
-upstream_start(struct request *req, int has_body, char **cause)
+upstream_start(struct request *req, int has_body,
+    const struct upstream_cbs *cbs, char **cause)
 {
 	struct worker		*w = req->req_worker;
 	struct tenant		*tn = req->req_tenant;
@@ -402,8 +410,9 @@ upstream_start(struct request *req, int has_body, char **cause)
 	    cmd != EVHTTP_REQ_HEAD;
 	if ((easy = upstream_easy_get(w)) == NULL)
 		return -1;
-	req->req_easy = easy;
-	if (upstream_headers(req, body_mode, &req->req_headers) == -1)
+	req->req_xfer.ux_easy = easy;
+	req->req_xfer.ux_cbs = cbs;
+	if (upstream_headers(req, body_mode, &req->req_xfer.ux_headers) == -1)
 		return -1;
 
 	evbuffer_drain(tmp, evbuffer_get_length(tmp));
@@ -415,7 +424,7 @@ upstream_start(struct request *req, int has_body, char **cause)
 
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
 	curl_easy_setopt(easy, CURLOPT_SHARE, w->w_share);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->req_headers);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->req_xfer.ux_headers);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, upstream_header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, upstream_write_cb);
@@ -474,7 +483,7 @@ upstream_start(struct request *req, int has_body, char **cause)
 		*cause = strdup("libcurl refused the transfer");
 		return -1;
 	}
-	req->req_flags |= REQ_IN_MULTI;
+	req->req_xfer.ux_in_multi = 1;
 	return 0;
 }
 
@@ -482,25 +491,25 @@ upstream_start(struct request *req, int has_body, char **cause)
 void
 upstream_detach(struct request *req)
 {
-	struct worker	*w = req->req_worker;
+	struct worker		*w = req->req_worker;
+	struct upstream_xfer	*ux = &req->req_xfer;
 
-	if (req->req_flags & REQ_IN_MULTI) {
-		curl_multi_remove_handle(w->w_multi, req->req_easy);
-		req->req_flags &= ~REQ_IN_MULTI;
+	if (ux->ux_in_multi) {
+		curl_multi_remove_handle(w->w_multi, ux->ux_easy);
+		ux->ux_in_multi = 0;
 	}
-	if (req->req_easy != NULL) {
-		upstream_easy_put(w, req->req_easy);
-		req->req_easy = NULL;
+	if (ux->ux_easy != NULL) {
+		upstream_easy_put(w, ux->ux_easy);
+		ux->ux_easy = NULL;
 	}
-	upstream_headers_free(req->req_headers);
-	req->req_headers = NULL;
+	upstream_headers_free(ux->ux_headers);
+	ux->ux_headers = NULL;
 }
 
 /* Unpause after a slow client caught up; may call the write callback. */
 void
 upstream_resume(struct request *req)
 {
-	if ((req->req_flags & REQ_IN_MULTI) &&
-	    !(req->req_flags & REQ_UPSTREAM_DONE))
-		curl_easy_pause(req->req_easy, CURLPAUSE_CONT);
+	if (req->req_xfer.ux_in_multi && !req->req_xfer.ux_done)
+		curl_easy_pause(req->req_xfer.ux_easy, CURLPAUSE_CONT);
 }

@@ -41,14 +41,6 @@ worker_base_new(void)
 	return base;
 }
 
-/* Called as requests are freed (replies written): finish a shutdown. */
-void
-worker_request_done(struct worker *w)
-{
-	if (w->w_draining && w->w_nlive == 0)
-		event_base_loopbreak(w->w_base);
-}
-
 /*
  * shutdown_timeout passed (or a second signal): end what is still running
  * with 503 and give the replies a second to be written; the second time,
@@ -67,7 +59,7 @@ worker_deadline(evutil_socket_t fd, short what, void *arg)
 		log_warnx("shutdown: ending %zu requests still running",
 		    w->w_nlive);
 	w->w_draining = 2;
-	proxy_end_all(w, 503, "shutting_down");
+	request_end_all(w, 503, "shutting_down");
 	timer_add_ms(w->w_shutdown_timer, 1000);
 }
 
@@ -91,7 +83,8 @@ worker_control(evutil_socket_t fd, short what, void *arg)
 		server_stop_accepting(w);
 		timer_add_ms(w->w_shutdown_timer,
 		    w->w_conf->cf_shutdown_timeout);
-		worker_request_done(w);
+		if (w->w_nlive == 0)
+			event_base_loopbreak(w->w_base);
 	}
 	if (level >= 2 && w->w_draining == 1) {
 		log_info("worker %d: ending %zu requests now", w->w_index,
@@ -135,7 +128,7 @@ worker_init(struct worker *w, int index, struct config *cf, char **cause)
 	if ((w->w_base = worker_base_new()) == NULL ||
 	    (w->w_scratch = evbuffer_new()) == NULL ||
 	    (w->w_audit = evbuffer_new()) == NULL ||
-	    (w->w_reaper = event_new(w->w_base, -1, 0, proxy_reap, w)) ==
+	    (w->w_reaper = event_new(w->w_base, -1, 0, request_reap, w)) ==
 	    NULL ||
 	    (w->w_control = event_new(w->w_base, w->w_ctl[0],
 	    EV_READ | EV_PERSIST, worker_control, w)) == NULL ||
@@ -189,16 +182,16 @@ worker_join(struct worker *w)
 }
 
 /*
- * Free everything; the worker's thread has ended. Replies still being
- * written when the loop stopped end with their connections in
- * server_free(): audit them before the rest goes.
+ * Free everything; the worker's thread has ended. Requests still live
+ * (their replies being written, or queued to end when the loop stopped)
+ * are audited and ended first: server_free() frees evhttp's connections
+ * and requests.
  */
 void
 worker_free(struct worker *w)
 {
+	request_abandon_all(w);
 	server_free(w);
-	if (w->w_reaper != NULL)
-		proxy_reap(-1, 0, w);
 	upstream_free(w);
 	sign_free(&w->w_signer);
 	if (w->w_shutdown_timer != NULL)

@@ -11,6 +11,8 @@
 
 #include <sys/time.h>
 
+#include <time.h>
+
 #include <pthread.h>
 
 #include <stdarg.h>
@@ -193,7 +195,8 @@ struct filter_req {
 	int			 fq_major, fq_minor;	/* HTTP version */
 	const struct evkeyvalq	*fq_headers;
 	const char		*fq_uri;
-	int			 fq_head_bad;	/* NUL or control byte seen raw */
+	int			 fq_head_bad;	/* seen raw: 1 NUL or control
+						   byte, 2 bad chunked body */
 	size_t			 fq_max_count;	/* header lines; 0: no limit */
 	const struct strlist	*fq_allow;	/* allow_path prefixes */
 	const char *const	*fq_names;	/* Host names accepted */
@@ -269,28 +272,42 @@ int	 server_head_bad(struct evhttp_connection *);
 int	 server_half_closed(struct evhttp_connection *);
 long	 server_clients(void);
 
-/* proxy.c */
-#define REQ_REPLY_STARTED	0x0001	/* status line sent to the client */
-#define REQ_CLIENT_GONE		0x0002	/* client connection closed */
-#define REQ_IN_MULTI		0x0004	/* easy handle added to the multi */
-#define REQ_UPSTREAM_DONE	0x0008	/* libcurl reported the end */
-#define REQ_PAUSED		0x0010	/* transfer paused for a slow client */
-#define REQ_FINISHING		0x0020	/* queued for request_end */
-#define REQ_CLOSE		0x0080	/* close the client connection after */
-#define REQ_HEADERS_DONE	0x0100	/* final upstream header block read */
-#define REQ_HANDED_BACK		0x0200	/* reply given to evhttp to write */
-#define REQ_BODY_STARTED	0x0400	/* a body chunk sent: drain cb set */
+/* upstream.c: how the transfer reports to the stage that started it. */
+struct upstream_cbs {
+	size_t	(*uc_header)(void *, const char *, size_t);	/* a line */
+	size_t	(*uc_data)(void *, const char *, size_t);	/* body bytes */
+	void	(*uc_done)(void *, CURLcode);	/* outside libcurl */
+};
+
+/* One request's transfer, upstream.c's alone. */
+struct upstream_xfer {
+	CURL			*ux_easy;
+	struct curl_slist	*ux_headers;
+	const struct upstream_cbs *ux_cbs;
+	int			 ux_in_multi;	/* added to the multi handle */
+	int			 ux_done;	/* libcurl reported the end */
+};
+
+/* request.c: the states of a request's life (see request.c). */
+enum request_state {
+	REQ_NEW,
+	REQ_FORWARDING,
+	REQ_REPLYING,
+	REQ_ENDING,
+	REQ_FLUSHING,
+	REQ_CLOSING
+};
 
 struct request {
 	TAILQ_ENTRY(request)	 req_entry;	/* worker's live requests */
 	TAILQ_ENTRY(request)	 req_done_entry;	/* to be ended */
+	enum request_state	 req_state;
 	struct worker		*req_worker;
 	struct listener		*req_listener;
 	struct tenant		*req_tenant;
 	struct evhttp_request	*req_http;	/* NULL once handed back */
 	struct evhttp_connection *req_conn;	/* NULL once the client left */
-	CURL			*req_easy;
-	struct curl_slist	*req_headers;
+	struct upstream_xfer	 req_xfer;
 	struct event		*req_timer;	/* upstream idle timeout */
 	const char		*req_method;
 	const char		*req_uri;	/* evhttp's, or req_uri_copy */
@@ -300,12 +317,14 @@ struct request {
 	char			 req_client[64];
 	uint64_t		 req_start_wall_ms;
 	uint64_t		 req_start_mono_us;
+	uint64_t		 req_reply_us;	/* reply started; 0 before */
 	uint64_t		 req_end_mono_us;
 	uint64_t		 req_last_activity_us;
 	uint64_t		 req_bytes_in;
 	uint64_t		 req_bytes_out;
 	int			 req_status;	/* sent to the client */
-	int			 req_flags;
+	int			 req_close;	/* close the connection after */
+	int			 req_paused;	/* transfer paused: slow client */
 	enum outcome		 req_outcome;
 	const char		*req_error;	/* error code, NULL when ok */
 	char			 req_message[256];	/* error detail */
@@ -317,20 +336,23 @@ struct request {
 };
 TAILQ_HEAD(requests, request);
 
-void	 proxy_handle(struct evhttp_request *, void *);
-void	 proxy_reap(evutil_socket_t, short, void *);
-void	 proxy_fail(struct request *, int, const char *, const char *, ...)
+uint64_t request_clock_us(clockid_t);
+struct request *request_new(struct listener *, struct evhttp_request *);
+void	 request_finish(struct request *);
+void	 request_fail(struct request *, int, const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
-void	 proxy_finish(struct request *);
-void	 proxy_end_all(struct worker *, int, const char *);
-size_t	 proxy_upstream_header(struct request *, const char *, size_t);
-size_t	 proxy_upstream_data(struct request *, const char *, size_t);
-void	 proxy_upstream_done(struct request *, CURLcode);
+void	 request_reap(evutil_socket_t, short, void *);
+void	 request_end_all(struct worker *, int, const char *);
+void	 request_abandon_all(struct worker *);
+
+/* proxy.c */
+void	 proxy_handle(struct evhttp_request *, void *);
 
 /* upstream.c */
 int	 upstream_init(struct worker *, struct config *, char **);
 void	 upstream_free(struct worker *);
-int	 upstream_start(struct request *, int, char **);
+int	 upstream_start(struct request *, int, const struct upstream_cbs *,
+	    char **);
 void	 upstream_detach(struct request *);
 void	 upstream_resume(struct request *);
 
@@ -356,6 +378,7 @@ struct worker {
 	int			 w_draining;	/* 1 stopping, 2 deadline passed */
 	uint64_t		 w_clients_refused;	/* past max_clients */
 	uint64_t		 w_header_timeouts;
+	uint64_t		 w_libevent_answers;	/* its own error pages */
 	uint32_t		 w_id_prefix;
 	uint64_t		 w_id_counter;
 	/* How the main thread talks to the worker. */
@@ -373,6 +396,5 @@ int	 worker_start(struct worker *, void (*)(struct worker *, void *),
 void	 worker_stop(struct worker *, int);
 void	 worker_join(struct worker *);
 void	 worker_free(struct worker *);
-void	 worker_request_done(struct worker *);
 
 #endif /* XDRPROXY_H */
