@@ -91,7 +91,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 	    (req->req_timer = evtimer_new(w->w_base, proxy_idle_timeout,
 	    req)) == NULL) {
 		if (req != NULL) {
-			request_fail(req, 503, "internal_error",
+			request_fail(req, 500, "internal_error",
 			    "out of memory");
 			return;
 		}

@@ -85,6 +85,8 @@ struct conn {
 	int			 c_fixed;	/* once per connection */
 	struct evbuffer_cb_entry *c_outcb;
 	int			 c_half_closed;
+	int			 c_served;	/* a request was answered */
+	int			 c_refuse;	/* past max_clients at accept */
 	unsigned int		 c_probe_ms;	/* next look for a reset */
 	struct evhttp_request	*c_http;	/* while CONN_BUSY */
 	void			(*c_closecb)(struct evhttp_connection *,
@@ -445,9 +447,12 @@ conn_scan(struct conn *c, const unsigned char *p, size_t n)
 		conn_chunk_scan(c, p + i, n - i);
 }
 
-/* A new head starts: its deadline runs from now (or from the accept). */
+/*
+ * A new head starts. Its deadline runs from now; for a connection's first
+ * request it already runs from the accept (arm 0).
+ */
 static void
-conn_head_start(struct conn *c)
+conn_head_start(struct conn *c, int arm)
 {
 	struct config	*cf = c->c_listener->ln_worker->w_conf;
 
@@ -461,7 +466,8 @@ conn_head_start(struct conn *c)
 	c->c_ck_left = 0;
 	c->c_ck_digits = 0;
 	c->c_chunk_bad = 0;
-	timer_add_ms(c->c_timer, cf->cf_client_header_timeout);
+	if (arm)
+		timer_add_ms(c->c_timer, cf->cf_client_header_timeout);
 	conn_set_read_timeout(c, cf->cf_client_header_timeout);
 }
 
@@ -508,7 +514,7 @@ conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
 	if (info->n_added == 0)
 		return;
 	if (c->c_state == CONN_IDLE)
-		conn_head_start(c);
+		conn_head_start(c, c->c_served);
 	if (conn_scanning(c))
 		conn_scan_input(c, in, info->orig_size - info->n_deleted);
 }
@@ -534,8 +540,10 @@ conn_fix(evutil_socket_t fd, short what, void *arg)
 	if (evbuffer_copyout(out, line, sizeof(line) - 1) < 13)
 		return;
 	line[sizeof(line) - 1] = '\0';
-	if (strncmp(line, "HTTP/1.", 7) != 0 || (theirs = atoi(line + 9)) < 400)
-		return;		/* 100 Continue, say */
+	/* Not 100 Continue, nor a 5xx of ours sent through evhttp. */
+	if (strncmp(line, "HTTP/1.", 7) != 0 || (theirs = atoi(line + 9)) <
+	    400 || theirs >= 500)
+		return;
 	/* libevent closes the connection after its own answers. */
 	c->c_fixed = 1;
 	status = 400;
@@ -677,7 +685,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	server_conns[c->c_fd] = c;
 	evhttp_connection_set_closecb(c->c_evcon, conn_closed, c);
 	bufferevent_decref(c->c_bev);
-	if (atomic_load(&server_nclients) > w->w_conf->cf_max_clients) {
+	if (c->c_refuse) {
 		w->w_clients_refused++;
 		if (w->w_clients_refused == 1 ||
 		    w->w_clients_refused % 1000 == 0)
@@ -692,7 +700,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	/* The first head's deadline runs from the accept. */
 	c->c_state = CONN_IDLE;
 	if (evbuffer_get_length(bufferevent_get_input(c->c_bev)) > 0) {
-		conn_head_start(c);
+		conn_head_start(c, 1);
 		conn_scan_input(c, bufferevent_get_input(c->c_bev), 0);
 	} else {
 		timer_add_ms(c->c_timer, w->w_conf->cf_client_header_timeout);
@@ -737,7 +745,9 @@ conn_new(struct event_base *base, void *arg)
 	c->c_bev = bev;
 	c->c_fd = -1;
 	c->c_state = CONN_NEW;
-	atomic_fetch_add(&server_nclients, 1);
+	/* Decided in the order of accepts: the newest are the ones refused. */
+	c->c_refuse = atomic_fetch_add(&server_nclients, 1) + 1 >
+	    ln->ln_worker->w_conf->cf_max_clients;
 	bufferevent_incref(bev);
 	event_active(c->c_timer, EV_TIMEOUT, 0);
 	return bev;
@@ -782,12 +792,13 @@ server_request_done(struct evhttp_connection *evcon)
 		return;
 	c->c_closecb = NULL;
 	c->c_http = NULL;
+	c->c_served = 1;
 	c->c_state = CONN_IDLE;
 	evtimer_del(c->c_timer);
 	in = bufferevent_get_input(c->c_bev);
 	/* Pipelined bytes already read belong to the next request. */
 	if (evbuffer_get_length(in) > 0 && !c->c_half_closed) {
-		conn_head_start(c);
+		conn_head_start(c, 1);
 		conn_scan_input(c, in, 0);
 	} else
 		conn_set_read_timeout(c,
@@ -819,6 +830,7 @@ server_half_closed(struct evhttp_connection *evcon)
  * client that closed altogether is noticed when the answer is written.
  * Reading stops for good: one byte the watermark holds in the input
  * keeps evhttp from reading again (it re-enables reading as it writes).
+ * Without it, the next end of input would reach evhttp as an abort.
  */
 static void
 conn_event(struct bufferevent *bev, short what, void *arg)
@@ -833,8 +845,12 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	c->c_half_closed = 1;
+	/* The input's end is the bufferevent's to add to: prepend. */
 	bufferevent_setwatermark(bev, EV_READ, 0, 1);
-	evbuffer_add(bufferevent_get_input(bev), "", 1);
+	if (evbuffer_prepend(bufferevent_get_input(bev), "", 1) == -1) {
+		c->c_ecb(bev, what, c->c_cbarg);
+		return;
+	}
 	/* evhttp closes after a request that asked it to. */
 	in = evhttp_request_get_input_headers(c->c_http);
 	evhttp_remove_header(in, "Connection");

@@ -10,10 +10,13 @@ set -eu
 # and a cross-origin page in headless Chromium (which must be refused).
 # clang, libclang-rt-14-dev: libFuzzer and its sanitizer runtimes for
 # tests/fuzz.sh (./configure CC=clang --enable-fuzz).
+# netcat-openbsd: nc -N, a client that half-closes (shutdown(SHUT_WR))
+# after its request, for tests/t_edges.sh.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
-curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium"
+curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
+netcat-openbsd"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,9 +1,10 @@
 #!/bin/bash
 # t_refuse.sh: what the proxy refuses and how: ambiguous framing (400 and
-# the connection closed), browser requests (403), foreign Host names (421),
-# paths outside allow_path (403), bad targets (400), CONNECT/TRACE (405),
-# bodies over max_body (413). Nothing refused reaches the tenant; every
-# refusal is audited as a proxy_error.
+# the connection closed), browser requests (403: Origin, Sec-Fetch-Site,
+# Sec-Fetch-Dest, Sec-Fetch-User; Sec-Fetch-Mode alone passes), foreign
+# Host names (421), paths outside allow_path (403), bad targets (400),
+# CONNECT/TRACE (405), bodies over max_body (413). Nothing refused reaches
+# the tenant; every refusal is audited as a proxy_error.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 make_pki
@@ -33,6 +34,8 @@ refused "Sec-Fetch-Site" 403 browser_request_refused -X POST -d '{}' \
     -H 'Sec-Fetch-Site: cross-site' /public_api/v1/incidents/get_incidents/
 refused "Sec-Fetch-Dest" 403 browser_request_refused -X POST -d '{}' \
     -H 'Sec-Fetch-Dest: empty' /public_api/v1/incidents/get_incidents/
+refused "Sec-Fetch-User" 403 browser_request_refused -X POST -d '{}' \
+    -H 'Sec-Fetch-User: ?1' /public_api/v1/incidents/get_incidents/
 refused "DNS rebinding Host" 421 misdirected_host -X POST -d '{}' \
     -H 'Host: attacker.example' /public_api/v1/incidents/get_incidents/
 refused "Host with the right port, wrong name" 421 misdirected_host \
@@ -47,7 +50,24 @@ refused "encoded slash" 400 bad_request /public_api/..%2Fadmin/
 refused "dot segment with a parameter" 400 bad_request --path-as-is '/public_api/..;x/admin/'
 refused "TRACE" 405 method_not_allowed -X TRACE /public_api/v1/x/
 
+# CONNECT in its authority form, sent raw: the method is what is refused
+# (405), not the foreign Host (421).
+n=$(audit_count)
+printf 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nConnection: close\r\n\r\n' |
+    raw_request "$PROXY_PORT" > "$T/raw"
+expect_proxy_error "CONNECT" 405 method_not_allowed "$T/raw"
+wait_for 5 test "$(audit_count)" -gt "$n" || fail "CONNECT: not audited"
+expect_match "CONNECT: audited" "$(last_audit)" \
+    '"status":405,.*"outcome":"proxy_error","error":"method_not_allowed"\}'
+
 expect_eq "nothing refused reached the tenant" "$(mock_requests)" "$before"
+
+# Sec-Fetch-Mode alone is no browser's mark: Node's fetch sends it.
+code=$(px -o /dev/null -w '%{http_code}' -X POST -d '{}' \
+    -H 'Sec-Fetch-Mode: cors' /public_api/v1/incidents/get_incidents/)
+expect_eq "Sec-Fetch-Mode alone forwarded" "$code" 200
+expect_eq "Sec-Fetch-Mode alone reached the tenant" "$(mock_requests)" \
+    $((before + 1))
 
 for h in localhost "localhost:$PROXY_PORT" 127.0.0.1 "127.0.0.1:1" \
     '[::1]:8080' LOCALHOST xdrproxy.corp.example; do
