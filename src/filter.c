@@ -322,6 +322,13 @@ filter_header(enum filter_dir dir, const char *name,
 	    filter_in(name, filter_to_tenant_drop,
 	    nitems(filter_to_tenant_drop))))
 		return FILTER_DROP;
+	/*
+	 * From the tenant: names the client could misread ("Content-Length
+	 * :"), and xdrproxy's own, which the tenant must not pose as.
+	 */
+	if (dir == FILTER_TO_CLIENT && (!filter_is_token(name) ||
+	    strncasecmp(name, "x-xdrproxy-", 11) == 0))
+		return FILTER_DROP;
 	return FILTER_PASS;
 }
 
@@ -346,9 +353,10 @@ filter_request(const struct filter_req *fq, struct filter_res *fs)
 	fs->fs_code = "bad_request";
 	fs->fs_close = 1;
 	if (fq->fq_head_bad) {
-		fs->fs_why = fq->fq_head_bad == 2 ? "malformed chunked body "
-		    "(chunk extensions are not supported)" :
-		    "request line or header with a NUL or control byte";
+		fs->fs_why = fq->fq_head_bad == 1 ? "request line or header "
+		    "with a NUL or control byte" : fq->fq_head_bad == 2 ?
+		    "malformed chunked body (chunk extensions are not "
+		    "supported)" : "out of memory to check the request";
 		return -1;
 	}
 	TAILQ_FOREACH(kv, fq->fq_headers, next) {
@@ -388,8 +396,11 @@ filter_request(const struct filter_req *fq, struct filter_res *fs)
 		fs->fs_why = "HTTP/1.1 request without a Host header";
 		return -1;
 	}
-	/* evhttp reads no body for these: it would be taken for a request. */
-	fs->fs_close = has_body;
+	/*
+	 * evhttp reads no body for these: it would be taken for a request.
+	 * After CONNECT, evhttp expects a tunnel: close.
+	 */
+	fs->fs_close = has_body || fq->fq_cmd == EVHTTP_REQ_CONNECT;
 	if (fq->fq_cmd == EVHTTP_REQ_CONNECT || fq->fq_cmd == EVHTTP_REQ_TRACE) {
 		fs->fs_status = 405;
 		fs->fs_code = "method_not_allowed";

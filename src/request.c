@@ -277,14 +277,24 @@ request_send_error(struct request *req)
 {
 	struct evbuffer		*body = req->req_worker->w_scratch;
 	struct evkeyvalq	*out;
+	char			 len[24];
+	enum evhttp_cmd_type	 cmd;
 
+	cmd = evhttp_request_get_command(req->req_http);
 	out = evhttp_request_get_output_headers(req->req_http);
 	evhttp_clear_headers(out);
 	evhttp_add_header(out, "Content-Type", "application/json");
 	evhttp_add_header(out, "x-xdrproxy-error", req->req_error);
 	evhttp_add_header(out, "x-xdrproxy-request-id", req->req_id);
-	if (req->req_close || server_half_closed(req->req_conn))
+	/* evhttp gives no length to a CONNECT answer, and a body to HEAD. */
+	snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+	evhttp_add_header(out, "Content-Length", len);
+	if (cmd == EVHTTP_REQ_HEAD)
+		evbuffer_drain(body, evbuffer_get_length(body));
+	if (req->req_close || server_half_closed(req->req_conn)) {
 		evhttp_add_header(out, "Connection", "close");
+		server_close_after(req->req_conn);
+	}
 	evhttp_send_reply(req->req_http, req->req_status, NULL, body);
 	evbuffer_drain(body, evbuffer_get_length(body));
 }
@@ -430,6 +440,9 @@ request_end(struct request *req)
 		req->req_outcome = OUTCOME_OK;
 		evhttp_send_reply_end(http);
 	}
+	/* Still being written: a half-close meanwhile is no abort. */
+	if (req->req_state == REQ_FLUSHING)
+		server_watch_eof(conn);
 }
 
 /*

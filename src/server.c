@@ -40,13 +40,15 @@
 
 /* Sent to an HTTP/1.1 client that half-closed, to learn if it is gone. */
 #define SERVER_PROBE	"HTTP/1.1 100 Continue\r\n\r\n"
+#define SERVER_PROBE_AFTER	250	/* ms */
 
 enum conn_state {
 	CONN_NEW,	/* accepted; conn_setup() has not run yet */
 	CONN_IDLE,	/* waiting for a request */
 	CONN_HEAD,	/* reading a request line and headers */
 	CONN_BODY,	/* evhttp reads the body */
-	CONN_BUSY	/* proxy.c has the request */
+	CONN_BUSY,	/* proxy.c has the request */
+	CONN_CLOSING	/* to be closed on the next turn */
 };
 
 /* Where conn_chunk_scan() is in a chunked body. */
@@ -83,17 +85,19 @@ struct conn {
 	int			 c_chunk_bad;	/* malformed chunked framing */
 	struct event		*c_fix;		/* rewrites libevent's answers */
 	int			 c_fixed;	/* once per connection */
+	int			 c_refuse_now;	/* conn_refuse_chunked() */
 	struct evbuffer_cb_entry *c_outcb;
 	int			 c_half_closed;
 	int			 c_served;	/* a request was answered */
 	int			 c_refuse;	/* past max_clients at accept */
+	int			 c_close_after;	/* close once the reply is out */
+	TAILQ_ENTRY(conn)	 c_entry;	/* the worker's connections */
 	unsigned int		 c_probe_ms;	/* next look for a reset */
 	struct evhttp_request	*c_http;	/* while CONN_BUSY */
 	void			(*c_closecb)(struct evhttp_connection *,
 				    void *);	/* the request's */
 	void			*c_closearg;
-	bufferevent_data_cb	 c_rcb;		/* evhttp's callbacks */
-	bufferevent_data_cb	 c_wcb;
+	bufferevent_data_cb	 c_wcb;		/* evhttp's callbacks */
 	bufferevent_event_cb	 c_ecb;
 	void			*c_cbarg;
 };
@@ -517,6 +521,47 @@ conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
 		conn_head_start(c, c->c_served);
 	if (conn_scanning(c))
 		conn_scan_input(c, in, info->orig_size - info->n_deleted);
+	/* evhttp reads on from here: decide on the next turn. */
+	if (c->c_chunk_bad && c->c_state == CONN_BODY && !c->c_fixed) {
+		c->c_fixed = 1;
+		c->c_refuse_now = 1;
+		event_active(c->c_fix, EV_TIMEOUT, 0);
+	}
+}
+
+/*
+ * A malformed chunked body that evhttp would wait on for more (a chunk
+ * size ended by a bare LF, say): answer 400 now and close, rather than
+ * leave the client to client_body_timeout. Only while evhttp still
+ * reads: once the request is proxy.c's, filter_request() refuses it.
+ */
+static void
+conn_refuse_chunked(struct conn *c)
+{
+	struct worker	*w = c->c_listener->ln_worker;
+	char		 id[REQUEST_ID_LEN + 1], buf[512];
+	int		 n;
+
+	if (c->c_state != CONN_BODY)
+		return;
+	snprintf(id, sizeof(id), "%08x%08x", (unsigned)w->w_id_prefix,
+	    (unsigned)++w->w_id_counter);
+	n = snprintf(buf, sizeof(buf), "HTTP/1.1 400 Bad Request\r\n"
+	    "Content-Type: application/json\r\nx-xdrproxy-error: bad_request"
+	    "\r\nx-xdrproxy-request-id: %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n{\"error\":\"bad_request\","
+	    "\"message\":\"malformed chunked body\",\"request_id\":\"%s\"}",
+	    id, strlen("{\"error\":\"bad_request\",\"message\":\"malformed "
+	    "chunked body\",\"request_id\":\"\"}") + REQUEST_ID_LEN, id);
+	w->w_libevent_answers++;
+	log_warnx("request %s: connection %d: 400 bad_request: malformed "
+	    "chunked body", id, c->c_fd);
+	/* libevent's own answer may be queued: ours goes instead. */
+	evbuffer_drain(bufferevent_get_output(c->c_bev),
+	    evbuffer_get_length(bufferevent_get_output(c->c_bev)));
+	/* A fresh connection's socket buffer takes it whole. */
+	(void)send(c->c_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	evhttp_connection_free(c->c_evcon);
 }
 
 /*
@@ -537,19 +582,23 @@ conn_fix(evutil_socket_t fd, short what, void *arg)
 	char		 line[16], id[REQUEST_ID_LEN + 1], body[256];
 	int		 status, theirs;
 
+	if (c->c_refuse_now) {
+		conn_refuse_chunked(c);
+		return;
+	}
 	if (evbuffer_copyout(out, line, sizeof(line) - 1) < 13)
 		return;
 	line[sizeof(line) - 1] = '\0';
-	/* Not 100 Continue, nor a 5xx of ours sent through evhttp. */
+	/* Not 100 Continue, nor a 503 of ours sent through evhttp. */
 	if (strncmp(line, "HTTP/1.", 7) != 0 || (theirs = atoi(line + 9)) <
-	    400 || theirs >= 500)
+	    400 || (theirs >= 500 && theirs != 501))
 		return;
 	/* libevent closes the connection after its own answers. */
 	c->c_fixed = 1;
 	status = 400;
 	reason = "Bad Request";
 	msg = "the request could not be parsed";
-	if (c->c_state == CONN_HEAD && c->c_head_len > w->w_conf->cf_max_headers) {
+	if (c->c_head_len > w->w_conf->cf_max_headers) {
 		status = 431;
 		code = "headers_too_large";
 		reason = "Request Header Fields Too Large";
@@ -562,6 +611,11 @@ conn_fix(evutil_socket_t fd, short what, void *arg)
 		code = "body_too_large";
 		reason = "Payload Too Large";
 		msg = "request body over max_body";
+	} else if (theirs == 501) {
+		status = 501;
+		code = "method_not_implemented";
+		reason = "Not Implemented";
+		msg = "unknown method";
 	} else if (theirs == 417) {
 		status = 417;
 		code = "expectation_failed";
@@ -595,7 +649,26 @@ conn_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
 		event_active(c->c_fix, EV_TIMEOUT, 0);
 }
 
-/* The connection is going away (evhttp's close callback): forget it. */
+/* Forget a connection: ours only, the bufferevent is evhttp's. */
+static void
+conn_free(struct conn *c)
+{
+	struct worker	*w = c->c_listener->ln_worker;
+
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->c_bev), c->c_incb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->c_bev),
+	    c->c_outcb);
+	if (c->c_fd >= 0 && (size_t)c->c_fd < server_nconns &&
+	    server_conns[c->c_fd] == c)
+		server_conns[c->c_fd] = NULL;
+	TAILQ_REMOVE(&w->w_conns, c, c_entry);
+	event_free(c->c_fix);
+	event_free(c->c_timer);
+	atomic_fetch_sub(&server_nclients, 1);
+	free(c);
+}
+
+/* The connection is going away (evhttp's close callback). */
 static void
 conn_closed(struct evhttp_connection *evcon, void *arg)
 {
@@ -603,22 +676,17 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 
 	if (c->c_closecb != NULL)
 		c->c_closecb(evcon, c->c_closearg);
-	evbuffer_remove_cb_entry(bufferevent_get_input(c->c_bev), c->c_incb);
-	evbuffer_remove_cb_entry(bufferevent_get_output(c->c_bev),
-	    c->c_outcb);
-	if (c->c_fd >= 0 && server_conns[c->c_fd] == c)
-		server_conns[c->c_fd] = NULL;
-	event_free(c->c_fix);
-	event_free(c->c_timer);
-	atomic_fetch_sub(&server_nclients, 1);
-	free(c);
+	conn_free(c);
 }
 
 /*
  * After a half-close, has the client gone altogether? A socket that was
  * closed answers the probe conn_event() sent with a reset: SO_ERROR then
- * says so. Looked at after 50 ms, then less and less often, up to once a
- * second, until the request ends. From the connection's timer only.
+ * says so. The probe goes SERVER_PROBE_AFTER after the half-close (a quick
+ * answer needs none: a health check reading the first status line sees
+ * the real one), then the socket is looked at after 50 ms, less and less
+ * often, up to once a second, until the request ends. From the
+ * connection's timer only.
  */
 static void
 conn_probe_check(struct conn *c)
@@ -626,6 +694,15 @@ conn_probe_check(struct conn *c)
 	socklen_t	 len = sizeof(int);
 	int		 err = 0;
 
+	/* Sent only to a request still waiting, before its reply starts. */
+	if (c->c_probe_ms == 0) {
+		if (evhttp_request_get_response_code(c->c_http) != 0 ||
+		    evbuffer_get_length(bufferevent_get_output(c->c_bev)) !=
+		    0 || send(c->c_fd, SERVER_PROBE, sizeof(SERVER_PROBE) - 1,
+		    MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(SERVER_PROBE) - 1)
+			return;
+		c->c_probe_ms = 25;
+	}
 	if (getsockopt(c->c_fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err != 0) {
@@ -652,11 +729,16 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
 	struct worker	*w = c->c_listener->ln_worker;
+	struct bufferevent *bev;
 	bufferevent_data_cb rcb;
 	void		*cbarg = NULL;
 
 	if (c->c_state == CONN_BUSY) {
 		conn_probe_check(c);
+		return;
+	}
+	if (c->c_state == CONN_CLOSING) {
+		evhttp_connection_free(c->c_evcon);
 		return;
 	}
 	if (c->c_state != CONN_NEW) {
@@ -670,15 +752,9 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	bufferevent_getcb(c->c_bev, &rcb, NULL, NULL, &cbarg);
 	c->c_fd = bufferevent_getfd(c->c_bev);
 	if (cbarg == NULL || c->c_fd < 0 || (size_t)c->c_fd >= server_nconns) {
-		evbuffer_remove_cb_entry(bufferevent_get_input(c->c_bev),
-		    c->c_incb);
-		evbuffer_remove_cb_entry(bufferevent_get_output(c->c_bev),
-		    c->c_outcb);
-		bufferevent_decref(c->c_bev);
-		event_free(c->c_fix);
-		event_free(c->c_timer);
-		atomic_fetch_sub(&server_nclients, 1);
-		free(c);
+		bev = c->c_bev;
+		conn_free(c);
+		bufferevent_decref(bev);
 		return;
 	}
 	c->c_evcon = cbarg;
@@ -743,6 +819,7 @@ conn_new(struct event_base *base, void *arg)
 	}
 	c->c_listener = ln;
 	c->c_bev = bev;
+	TAILQ_INSERT_TAIL(&ln->ln_worker->w_conns, c, c_entry);
 	c->c_fd = -1;
 	c->c_state = CONN_NEW;
 	/* Decided in the order of accepts: the newest are the ones refused. */
@@ -793,8 +870,14 @@ server_request_done(struct evhttp_connection *evcon)
 	c->c_closecb = NULL;
 	c->c_http = NULL;
 	c->c_served = 1;
-	c->c_state = CONN_IDLE;
 	evtimer_del(c->c_timer);
+	/* evhttp keeps a connection after CONNECT, whatever it is told. */
+	if (c->c_close_after) {
+		c->c_state = CONN_CLOSING;
+		event_active(c->c_timer, EV_TIMEOUT, 0);
+		return;
+	}
+	c->c_state = CONN_IDLE;
 	in = bufferevent_get_input(c->c_bev);
 	/* Pipelined bytes already read belong to the next request. */
 	if (evbuffer_get_length(in) > 0 && !c->c_half_closed) {
@@ -805,13 +888,24 @@ server_request_done(struct evhttp_connection *evcon)
 		    c->c_listener->ln_worker->w_conf->cf_keepalive_timeout);
 }
 
+/* Close the connection once the reply now being sent is written. */
+void
+server_close_after(struct evhttp_connection *evcon)
+{
+	struct conn	*c = server_conn(evcon);
+
+	if (c != NULL)
+		c->c_close_after = 1;
+}
+
 int
 server_head_bad(struct evhttp_connection *evcon)
 {
 	struct conn	*c = server_conn(evcon);
 
+	/* Untracked (out of memory at the accept): unchecked, refused. */
 	if (c == NULL)
-		return 0;
+		return 3;
 	return c->c_head_bad ? 1 : c->c_chunk_bad ? 2 : 0;
 }
 
@@ -864,26 +958,13 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	 * conn_probe_check() looks for the reset from a timer: it may end
 	 * the connection, which cannot be done from here.
 	 */
-	if (c->c_http->major == 1 && c->c_http->minor >= 1 &&
-	    evhttp_request_get_response_code(c->c_http) == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-	    send(c->c_fd, SERVER_PROBE, sizeof(SERVER_PROBE) - 1,
-	    MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof(SERVER_PROBE) - 1) {
-		c->c_probe_ms = 50;
-		timer_add_ms(c->c_timer, c->c_probe_ms);
+	if (c->c_http->major == 1 && c->c_http->minor >= 1) {
+		c->c_probe_ms = 0;	/* not sent yet */
+		timer_add_ms(c->c_timer, SERVER_PROBE_AFTER);
 	}
 }
 
 /* The bufferevent has one argument for its callbacks: evhttp's is kept. */
-static void
-conn_read(struct bufferevent *bev, void *arg)
-{
-	struct conn	*c = arg;
-
-	if (c->c_rcb != NULL)
-		c->c_rcb(bev, c->c_cbarg);
-}
-
 static void
 conn_write(struct bufferevent *bev, void *arg)
 {
@@ -908,14 +989,14 @@ server_watch_eof(struct evhttp_connection *evcon)
 	if (c == NULL)
 		return;
 	bufferevent_getcb(c->c_bev, &rcb, &wcb, &ecb, &cbarg);
-	if (ecb == conn_event)
+	/* While evhttp writes, it reads for close detection only. */
+	if (ecb == conn_event || rcb != NULL)
 		return;
-	c->c_rcb = rcb;
 	c->c_wcb = wcb;
 	c->c_ecb = ecb;
 	c->c_cbarg = cbarg;
-	bufferevent_setcb(c->c_bev, rcb != NULL ? conn_read : NULL,
-	    wcb != NULL ? conn_write : NULL, conn_event, c);
+	bufferevent_setcb(c->c_bev, NULL, wcb != NULL ? conn_write : NULL,
+	    conn_event, c);
 }
 
 static struct evhttp *
@@ -1063,11 +1144,24 @@ server_free(struct worker *w)
 {
 	struct listener	*ln;
 
+	struct conn		*c;
+	struct bufferevent	*bev;
+
 	server_stop_accepting(w);
-	while ((ln = TAILQ_FIRST(&w->w_listeners)) != NULL) {
-		TAILQ_REMOVE(&w->w_listeners, ln, ln_entry);
+	/* Each connection evhttp frees comes to conn_closed(). */
+	TAILQ_FOREACH(ln, &w->w_listeners, ln_entry) {
 		if (ln->ln_http != NULL)
 			evhttp_free(ln->ln_http);
+		ln->ln_http = NULL;
+	}
+	/* Those accepted on the loop's last turn were never set up. */
+	while ((c = TAILQ_FIRST(&w->w_conns)) != NULL) {
+		bev = c->c_bev;
+		conn_free(c);
+		bufferevent_decref(bev);
+	}
+	while ((ln = TAILQ_FIRST(&w->w_listeners)) != NULL) {
+		TAILQ_REMOVE(&w->w_listeners, ln, ln_entry);
 		free(ln->ln_names);
 		free(ln);
 	}

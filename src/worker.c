@@ -116,6 +116,7 @@ worker_init(struct worker *w, int index, struct config *cf, char **cause)
 	w->w_index = index;
 	w->w_conf = cf;
 	TAILQ_INIT(&w->w_listeners);
+	TAILQ_INIT(&w->w_conns);
 	TAILQ_INIT(&w->w_live);
 	TAILQ_INIT(&w->w_done);
 	*cause = NULL;

@@ -268,6 +268,7 @@ void	 server_watch(struct evhttp_connection *,
 void	 server_request_taken(struct evhttp_request *);
 void	 server_request_done(struct evhttp_connection *);
 void	 server_watch_eof(struct evhttp_connection *);
+void	 server_close_after(struct evhttp_connection *);
 int	 server_head_bad(struct evhttp_connection *);
 int	 server_half_closed(struct evhttp_connection *);
 long	 server_clients(void);
@@ -357,11 +358,15 @@ void	 upstream_detach(struct request *);
 void	 upstream_resume(struct request *);
 
 /* worker.c: one event loop with its listeners, libcurl multi and requests */
+struct conn;
+TAILQ_HEAD(conns, conn);
+
 struct worker {
 	int			 w_index;
 	struct config		*w_conf;
 	struct event_base	*w_base;
 	struct listeners	 w_listeners;
+	struct conns		 w_conns;	/* client connections, server.c */
 	CURLM			*w_multi;
 	CURLSH			*w_share;
 	struct event		*w_curl_timer;

@@ -16,6 +16,9 @@ px -o /dev/null -H 'Origin: https://evil.example' /public_api/v1/x/      # refus
 px -o /dev/null -H 'X-Mock-Delay-Ms: 3000' /public_api/v1/x/slow/       # timeout
 curl -sS --max-time 0.4 -o /dev/null -H 'X-Mock-Delay-Ms: 5000' \
     "$URL/public_api/v1/x/gone/" 2>/dev/null                             # client left
+# Records come in the order requests end: a client that left is noticed
+# about a second later (README, step 7), so wait for it.
+wait_for 10 test "$(audit_count)" -ge 5
 head -c 100 /dev/zero > "$T/b"
 px -o /dev/null -X PUT --data-binary @"$T/b" /public_api/v1/x/put/      # ok, PUT
 wait_for 10 test "$(audit_count)" -ge 6

@@ -82,8 +82,25 @@ refused_raw "two identical Host headers" 400 bad_request 1 twohost-same \
     "GET $E/twohost-same/ HTTP/1.1\r\nHost: localhost\r\nHost: localhost\r\n\r\n"
 
 # 3. CONNECT to a foreign host: the method is what is wrong (405, not 421).
-refused_raw "CONNECT evil.example:443" 405 method_not_allowed 0 evil.example \
+# evhttp would keep the connection for a tunnel: it is closed at once.
+t0=$(date +%s%N)
+refused_raw "CONNECT evil.example:443" 405 method_not_allowed 1 evil.example \
     "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq "CONNECT: connection closed at once (took $ms ms)" \
+    "$([ "$ms" -lt 3000 ] && echo yes)" yes
+expect_match "CONNECT: the answer has a length" "$(sed -n '1,/^\r$/p' "$T/raw")" \
+    $'\nContent-Length: [0-9]+\r'
+
+# A refused HEAD: the error's length, no body, and the next request on the
+# connection gets a clean answer.
+send "HEAD $E/head/ HTTP/1.1\r\nHost: localhost\r\nOrigin: null\r\n\r\nGET $E/after-head/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+expect_match "refused HEAD: 403" "$(head -n 1 "$T/raw")" '^HTTP/1\.1 403 '
+expect_match "refused HEAD: Content-Length" "$(sed -n '1,/^\r$/p' "$T/raw")" \
+    $'\nContent-Length: [1-9][0-9]*\r'
+expect_eq "refused HEAD: no body, the next response follows the head" \
+    "$(sed '1,/^\r$/d' "$T/raw" | head -n 1)" $'HTTP/1.1 200 OK\r'
+expect_eq "refused HEAD: two responses" "$(grep -ac '^HTTP/1' "$T/raw")" 2
 
 # 5. Control bytes in a header value: NUL (which would cut the value short
 # unseen), 0x01, DEL; a tab and UTF-8 bytes are allowed.
@@ -221,6 +238,43 @@ if wait_for 5 grep -q "\"event\":\"aborted\",\"uri\":\"$E/client-gone/\"" "$MOCK
 else
 	fail "client gone: the mock logged no aborted event"
 fi
+
+# What libevent answers itself (before any callback of xdrproxy's) comes
+# back as xdrproxy's JSON error with the fitting status, connection
+# closed; chunked framing libevent would accept is refused by xdrproxy.
+# libevent_raw WHAT STATUS CODE MARKER FORMAT
+libevent_raw() {
+	local what=$1 status=$2 code=$3 marker=$4 fmt=$5 before
+	before=$(mock_requests)
+	send "$fmt"
+	expect_proxy_error "$what" "$status" "$code" "$T/raw"
+	expect_match "$what: Connection: close" \
+	    "$(sed -n '1,/^\r$/p' "$T/raw")" $'\nConnection: close\r'
+	expect_no_match "$what: no HTML" "$(cat "$T/raw")" '<HTML|<html'
+	expect_eq "$what: not forwarded" "$(mock_requests)" "$before"
+	expect_no_match "$what: tenant never saw $marker" "$(cat "$MOCK_LOG")" \
+	    "$marker"
+}
+libevent_raw "body over max_body" 413 body_too_large big-body \
+    "POST $E/big-body/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999\r\n\r\n"
+libevent_raw "Expect other than 100-continue" 417 expectation_failed expect-foo \
+    "POST $E/expect-foo/ HTTP/1.1\r\nHost: localhost\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}"
+libevent_raw "unknown method" 501 method_not_implemented propfind \
+    "PROPFIND $E/propfind/ HTTP/1.1\r\nHost: localhost\r\n\r\n"
+big=$(head -c 70000 /dev/zero | tr '\0' a)
+libevent_raw "headers over max_headers, in one write" 431 headers_too_large big-head \
+    "GET $E/big-head/ HTTP/1.1\r\nHost: localhost\r\nX-Big: $big\r\n\r\n"
+libevent_raw "chunk extension (libevent cannot parse it)" 400 bad_request chunk-ext \
+    "POST $E/chunk-ext/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n"
+for c in "0x3" " 3" "3\n" "+3"; do
+	printf -v name '%q' "$c"
+	before=$(mock_requests)
+	send "POST $E/chunk-odd/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n$c\r\nabc\r\n0\r\n\r\n"
+	expect_proxy_error "chunk size $name" 400 bad_request "$T/raw"
+	expect_eq "chunk size $name: not forwarded" "$(mock_requests)" "$before"
+done
+forwarded_raw "a well-formed chunked body with a trailer" chunk-ok \
+    "POST $E/chunk-ok/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
 
 # Still serving after all that.
 code=$(px -o /dev/null -w '%{http_code}' -X POST -d '{}' "$E/after/")
