@@ -89,6 +89,14 @@ request_method_name(enum evhttp_cmd_type cmd)
 	return "UNKNOWN";
 }
 
+/* The next request id of worker w: its random prefix and a counter. */
+void
+request_id_new(struct worker *w, char id[REQUEST_ID_LEN + 1])
+{
+	snprintf(id, REQUEST_ID_LEN + 1, "%08" PRIx32 "%08" PRIx32,
+	    w->w_id_prefix, (uint32_t)++w->w_id_counter);
+}
+
 /*
  * evhttp calls this when the client connection goes away. The request is
  * detached from it but still ours to end; the upstream transfer is
@@ -130,8 +138,7 @@ request_new(struct listener *ln, struct evhttp_request *http)
 	req->req_start_mono_us = request_clock_us(CLOCK_MONOTONIC);
 	req->req_bytes_in = evbuffer_get_length(
 	    evhttp_request_get_input_buffer(http));
-	snprintf(req->req_id, sizeof(req->req_id), "%08" PRIx32 "%08" PRIx32,
-	    w->w_id_prefix, (uint32_t)++w->w_id_counter);
+	request_id_new(w, req->req_id);
 	if (ln->ln_addr->la_unix)
 		snprintf(req->req_client, sizeof(req->req_client), "unix");
 	else {

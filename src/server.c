@@ -544,8 +544,7 @@ conn_refuse_chunked(struct conn *c)
 
 	if (c->c_state != CONN_BODY)
 		return;
-	snprintf(id, sizeof(id), "%08x%08x", (unsigned)w->w_id_prefix,
-	    (unsigned)++w->w_id_counter);
+	request_id_new(w, id);
 	n = snprintf(buf, sizeof(buf), "HTTP/1.1 400 Bad Request\r\n"
 	    "Content-Type: application/json\r\nx-xdrproxy-error: bad_request"
 	    "\r\nx-xdrproxy-request-id: %s\r\nContent-Length: %zu\r\n"
@@ -622,8 +621,7 @@ conn_fix(evutil_socket_t fd, short what, void *arg)
 		reason = "Expectation Failed";
 		msg = "Expect other than 100-continue";
 	}
-	snprintf(id, sizeof(id), "%08x%08x", (unsigned)w->w_id_prefix,
-	    (unsigned)++w->w_id_counter);
+	request_id_new(w, id);
 	snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\","
 	    "\"request_id\":\"%s\"}", code, msg, id);
 	w->w_libevent_answers++;

@@ -338,6 +338,7 @@ struct request {
 TAILQ_HEAD(requests, request);
 
 uint64_t request_clock_us(clockid_t);
+void	 request_id_new(struct worker *, char [REQUEST_ID_LEN + 1]);
 struct request *request_new(struct listener *, struct evhttp_request *);
 void	 request_finish(struct request *);
 void	 request_fail(struct request *, int, const char *, const char *, ...)
