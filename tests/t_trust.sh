@@ -5,6 +5,13 @@
 # in that directory but not in ca_file must be refused (502 upstream_tls).
 # The test CA that signed the mock's certificate is put into the system
 # directory for the duration of the test (needs root), and removed on exit.
+# Where it can, the test runs in a mount namespace of its own, with a copy
+# of that directory mounted over it: the machine's trust store is never
+# touched, even if the test is killed.
+if [ -z "${XDRPROXY_TRUST_NS:-}" ] && [ "$(id -u)" -eq 0 ] &&
+    command -v unshare >/dev/null && unshare -m true 2>/dev/null; then
+	XDRPROXY_TRUST_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || skip_all "needs root to add a CA to the system CA directory"
@@ -16,6 +23,14 @@ CAPATH_DIR=$(curl-config --configure | tr ' ' '\n' |
 [ -n "$CAPATH_DIR" ] || skip_all "libcurl has no built-in CA directory"
 if [ ! -d "$CAPATH_DIR" ] || [ ! -w "$CAPATH_DIR" ]; then
 	skip_all "$CAPATH_DIR is not a writable directory"
+fi
+if [ -n "${XDRPROXY_TRUST_NS:-}" ]; then
+	mkdir "$T/capath" && cp -a "$CAPATH_DIR/." "$T/capath/" &&
+	    mount --bind "$T/capath" "$CAPATH_DIR" ||
+	    { echo "cannot mount a copy over $CAPATH_DIR"; exit 99; }
+	echo "# in a mount namespace: $CAPATH_DIR is a private copy"
+else
+	echo "# no mount namespace (unshare -m): changing $CAPATH_DIR itself"
 fi
 
 make_pki
