@@ -69,4 +69,40 @@ wait "$client"
 expect_proxy_error "second signal" 503 shutting_down "$T/second"
 expect_match "second signal: ended request audited" "$(last_audit)" \
     '"path":"/public_api/v1/x/second/".*"status":503,.*"outcome":"proxy_error","error":"shutting_down"'
+
+# Stopping while answers are still being written to clients that read
+# slowly (replies streaming or handed to libevent to flush): a second
+# signal ends them, every one is audited once, and nothing of theirs
+# outlives the exit (the sanitizer build checks the teardown).
+write_config "" "shutdown_timeout = 60s
+workers = 1"
+start_proxy
+clients=()
+for i in 1 2 3; do
+	curl -sS --max-time 60 --limit-rate 200k -o /dev/null \
+	    -H 'X-Mock-Stream: 20000000' "$URL/public_api/v1/x/slowread$i/" \
+	    2>/dev/null &
+	clients+=($!)
+done
+for i in 1 2 3; do
+	wait_for 10 grep -q "\"uri\":\"/public_api/v1/x/slowread$i/\"" "$MOCK_LOG" ||
+	    fail "slow reader $i: never reached the tenant"
+done
+n=$(audit_count)
+kill -TERM "$PROXY_PID"
+wait_for 5 grep -q 'worker [0-9]*: stopping, 3 requests in flight' "$PROXY_LOG" ||
+    fail "slow readers: the first signal not acted on"
+t0=$(date +%s%N)
+kill -INT "$PROXY_PID"
+wait "$PROXY_PID"
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq "slow readers: exit 0" "$rc" 0
+if [ "$ms" -lt 5000 ]; then pass "slow readers: exited ${ms} ms after the second signal"
+else fail "slow readers: exited ${ms} ms after the second signal, want < 5000"; fi
+expect_eq "slow readers: one record each" \
+    "$(tail -n +"$((n + 1))" "$T/audit.jsonl" | grep -c '"path":"/public_api/v1/x/slowread')" 3
+if sanitizer_clean "$PROXY_LOG"; then pass "slow readers: no sanitizer report"
+else fail "slow readers: sanitizer report:"; sed 's/^/# /' "$PROXY_LOG"; fi
+wait "${clients[@]}" 2>/dev/null
 finish
