@@ -3,7 +3,7 @@
  * the foreground and logs to stderr. The main thread runs a small loop for
  * signals while the workers (worker.c) serve requests: SIGTERM or SIGINT
  * stop them after the requests in flight finish (at most shutdown_timeout),
- * SIGHUP reopens the audit log.
+ * SIGHUP and SIGUSR1 reopen the audit log.
  */
 #include "config.h"
 
@@ -140,16 +140,19 @@ static void
 main_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct main_state	*ms = arg;
+	const char		*name;
 	char			*cause;
 	int			 i;
 
-	if (sig == SIGHUP) {
+	/* SIGUSR1 is logrotate's postrotate convention (nginx's too). */
+	if (sig == SIGHUP || sig == SIGUSR1) {
+		name = sig == SIGHUP ? "SIGHUP" : "SIGUSR1";
 		if (audit_reopen(&cause) == -1) {
-			log_warnx("SIGHUP: %s", cause != NULL ? cause :
+			log_warnx("%s: %s", name, cause != NULL ? cause :
 			    "out of memory");
 			free(cause);
 		} else
-			log_info("SIGHUP: audit log reopened");
+			log_info("%s: audit log reopened", name);
 		return;
 	}
 	if (ms->ms_stop >= 2)
@@ -174,8 +177,9 @@ main(int argc, char *argv[])
 	};
 	struct config			*cf;
 	struct main_state		 ms;
-	struct event			*sigs[3];
-	const int			 signos[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct event			*sigs[4];
+	const int			 signos[4] = { SIGTERM, SIGINT, SIGHUP,
+					    SIGUSR1 };
 	const char			*file = DEFAULT_CONFIG;
 	char				*cause = NULL;
 	int				 ch, test = 0, verbose = 0, i;
@@ -252,7 +256,7 @@ main(int argc, char *argv[])
 		if (worker_init(&ms.ms_workers[i], i, cf, &cause) == -1)
 			fatalx("%s", cause != NULL ? cause : "out of memory");
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
 		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)
 			fatalx("cannot handle signal %d", signos[i]);
@@ -271,7 +275,7 @@ main(int argc, char *argv[])
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
 	log_info("stopped");
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_free(&ms.ms_workers[i]);

@@ -12,11 +12,12 @@ set -eu
 # tests/fuzz.sh (./configure CC=clang --enable-fuzz).
 # netcat-openbsd: nc -N, a client that half-closes (shutdown(SHUT_WR))
 # after its request, for tests/t_edges.sh.
+# logrotate: t_audit.sh runs etc/logrotate.d/xdrproxy for real.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
-netcat-openbsd"
+netcat-openbsd logrotate"
 
 missing=""
 for p in $PACKAGES; do

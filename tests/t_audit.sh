@@ -1,6 +1,6 @@
 #!/bin/bash
 # t_audit.sh: the audit log, line by line, over a mix of outcomes; no
-# secret in it or in the log; SIGHUP reopens it after rotation.
+# secret in it or in the log; SIGHUP and SIGUSR1 reopen it after rotation.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 make_pki
@@ -82,6 +82,43 @@ wait_for 5 test -s "$T/audit.jsonl"
 expect_match "after SIGHUP: record in the new file" "$(cat "$T/audit.jsonl")" \
     '"path":"/public_api/v1/x/after-rotation/"'
 expect_eq "after SIGHUP: old file untouched" "$(wc -l < "$T/audit.jsonl.1")" 8
+# SIGUSR1 does the same (logrotate's postrotate, etc/logrotate.d/xdrproxy).
+mv "$T/audit.jsonl" "$T/audit.jsonl.2"
+kill -USR1 "$PROXY_PID"
+wait_for 5 grep -q 'SIGUSR1: audit log reopened' "$PROXY_LOG" ||
+    fail "SIGUSR1: reopening not logged"
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-usr1/
+wait_for 5 test -s "$T/audit.jsonl"
+expect_match "after SIGUSR1: record in the new file" "$(cat "$T/audit.jsonl")" \
+    '"path":"/public_api/v1/x/after-usr1/"'
+expect_eq "after SIGUSR1: rotated file untouched" "$(wc -l < "$T/audit.jsonl.2")" 1
+# The shipped logrotate file, run for real by logrotate on this log (its
+# path, its owner and the process to signal made this test's).
+if command -v logrotate >/dev/null; then
+	sed -e "s|^/var/log/xdrproxy/audit.jsonl|$T/audit.jsonl|" \
+	    -e "s|create 0640 xdrproxy adm|create 0640 $(id -un) $(id -gn)|" \
+	    -e "s|pkill -USR1 -x xdrproxy|kill -USR1 $PROXY_PID|" \
+	    "$top_srcdir/etc/logrotate.d/xdrproxy" > "$T/logrotate.conf"
+	chmod 644 "$T/logrotate.conf"
+	mv "$T/audit.jsonl.1" "$T/sighup.jsonl"
+	mv "$T/audit.jsonl.2" "$T/usr1.jsonl"
+	if logrotate -f -s "$T/logrotate.state" "$T/logrotate.conf" \
+	    > "$T/logrotate.out" 2>&1; then
+		pass "logrotate accepts etc/logrotate.d/xdrproxy"
+	else
+		fail "logrotate: $(cat "$T/logrotate.out")"
+	fi
+	expect_eq "logrotate: the log rotated" "$(wc -l < "$T/audit.jsonl.1")" 1
+	wait_for 5 test "$(grep -c 'SIGUSR1: audit log reopened' "$PROXY_LOG")" -gt 1 ||
+	    fail "logrotate: xdrproxy not told (postrotate)"
+	px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-logrotate/
+	wait_for 5 test -s "$T/audit.jsonl"
+	expect_match "logrotate: new records in the new file" \
+	    "$(cat "$T/audit.jsonl")" '"path":"/public_api/v1/x/after-logrotate/"'
+	expect_eq "logrotate: the old file got none" "$(wc -l < "$T/audit.jsonl.1")" 1
+else
+	echo "# logrotate checks skipped: logrotate not installed (tests/deps.sh installs it)"
+fi
 stop_proxy
 
 # audit_log = - writes records to standard output.
