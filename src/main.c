@@ -136,6 +136,19 @@ main_check_done(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(ms->ms_base);
 }
 
+/* Tell systemd (if it asked); a failure is logged here, once. */
+static int
+main_notify(const char *msg)
+{
+	char	*cause;
+
+	if (notify_send(msg, &cause) == 0)
+		return 0;
+	log_warnx("%s", cause != NULL ? cause : "out of memory");
+	free(cause);
+	return -1;
+}
+
 static void
 main_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -158,6 +171,8 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	if (ms->ms_stop >= 2)
 		return;
 	ms->ms_stop++;
+	if (ms->ms_stop == 1)
+		(void)main_notify("STOPPING=1\n");
 	if (ms->ms_stop == 1)
 		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
 		    "SIGINT");
@@ -269,6 +284,8 @@ main(int argc, char *argv[])
 	}
 	log_info("xdrproxy %s running, %d worker%s", PACKAGE_VERSION,
 	    ms.ms_nworkers, ms.ms_nworkers == 1 ? "" : "s");
+	/* systemd's Type=notify: the listeners are open. */
+	(void)main_notify("READY=1\nSTATUS=serving\n");
 
 	event_base_dispatch(ms.ms_base);
 

@@ -64,6 +64,9 @@ void	 fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 log_escape(char *, size_t, const char *, size_t);
 
+/* notify.c */
+int	 notify_send(const char *, char **);
+
 /* json.c */
 struct evbuffer;
 void	 json_add_string(struct evbuffer *, const char *, size_t);

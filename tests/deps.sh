@@ -13,11 +13,12 @@ set -eu
 # netcat-openbsd: nc -N, a client that half-closes (shutdown(SHUT_WR))
 # after its request, for tests/t_edges.sh.
 # logrotate: t_audit.sh runs etc/logrotate.d/xdrproxy for real.
+# socat: the service manager's notify socket in tests/t_notify.sh.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
-netcat-openbsd logrotate"
+netcat-openbsd logrotate socat"
 
 missing=""
 for p in $PACKAGES; do
