@@ -292,7 +292,7 @@ filter_token_listed(const char *list, const char *name)
 }
 
 /* Is name listed in any Connection header of h (NULL: none)? */
-int
+static int
 filter_connection_lists(const struct evkeyvalq *h, const char *name)
 {
 	const struct evkeyval	*kv;

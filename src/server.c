@@ -286,12 +286,6 @@ server_names(struct listener *ln)
 	return 0;
 }
 
-long
-server_clients(void)
-{
-	return atomic_load(&server_nclients);
-}
-
 /* The connection table, sized by the descriptor limit; once, at start. */
 int
 server_init(void)

@@ -230,7 +230,6 @@ enum filter_verdict
 	 filter_header(enum filter_dir, const char *,
 	    const struct evkeyvalq *);
 int	 filter_token_listed(const char *, const char *);
-int	 filter_connection_lists(const struct evkeyvalq *, const char *);
 
 /* audit.c */
 enum outcome {
@@ -274,7 +273,6 @@ void	 server_watch_eof(struct evhttp_connection *);
 void	 server_close_after(struct evhttp_connection *);
 int	 server_head_bad(struct evhttp_connection *);
 int	 server_half_closed(struct evhttp_connection *);
-long	 server_clients(void);
 
 /* upstream.c: how the transfer reports to the stage that started it. */
 struct upstream_cbs {
