@@ -36,15 +36,17 @@ audit_outcome_name(enum outcome o)
 	return audit_outcomes[o];
 }
 
+/* A descriptor of our own, standard output's included, so dup3() works. */
 static int
 audit_open_fd(const char *path, char **cause)
 {
 	int	 fd;
 
 	if (strcmp(path, "-") == 0)
-		return STDOUT_FILENO;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-	    0640);
+		fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	else
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+		    O_NOCTTY, 0640);
 	if (fd == -1 && asprintf(cause, "audit_log %s: %s", path,
 	    strerror(errno)) == -1)
 		*cause = NULL;
@@ -66,34 +68,54 @@ audit_open(const char *path, char **cause)
 }
 
 /*
- * Reopen after log rotation (SIGHUP); the old file stays open on failure.
- * dup2() swaps the file under the same descriptor at once, so workers
- * writing meanwhile never see a closed one.
+ * Write to path from now on (a reload that changed audit_log, or the same
+ * path after log rotation); the old file stays in use on failure. dup3()
+ * swaps the file under the same descriptor at once, so workers writing
+ * meanwhile never see a closed one.
  */
+int
+audit_switch(const char *path, char **cause)
+{
+	char	*copy;
+	int	 fd;
+
+	*cause = NULL;
+	if ((copy = strdup(path)) == NULL) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	if ((fd = audit_open_fd(path, cause)) == -1) {
+		free(copy);
+		return -1;
+	}
+	if (dup3(fd, audit_fd, O_CLOEXEC) == -1) {
+		if (asprintf(cause, "audit_log %s: %s", path,
+		    strerror(errno)) == -1)
+			*cause = NULL;
+		close(fd);
+		free(copy);
+		return -1;
+	}
+	close(fd);
+	free(audit_path);
+	audit_path = copy;
+	return 0;
+}
+
+/* Reopen after log rotation (SIGUSR1, SIGHUP); nothing to do for "-". */
 int
 audit_reopen(char **cause)
 {
-	int	 fd, rc = 0;
-
 	*cause = NULL;
 	if (audit_path == NULL || strcmp(audit_path, "-") == 0)
 		return 0;
-	if ((fd = audit_open_fd(audit_path, cause)) == -1)
-		return -1;
-	if (dup2(fd, audit_fd) == -1) {
-		if (asprintf(cause, "audit_log %s: %s", audit_path,
-		    strerror(errno)) == -1)
-			*cause = NULL;
-		rc = -1;
-	}
-	close(fd);
-	return rc;
+	return audit_switch(audit_path, cause);
 }
 
 void
 audit_close(void)
 {
-	if (audit_fd != -1 && audit_fd != STDOUT_FILENO)
+	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = -1;
 	free(audit_path);

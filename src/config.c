@@ -833,9 +833,15 @@ static void
 tenant_free(struct tenant *tn)
 {
 	struct listen_addr	*la;
+	int			 i;
 
 	while ((la = TAILQ_FIRST(&tn->tn_listens)) != NULL) {
 		TAILQ_REMOVE(&tn->tn_listens, la, la_entry);
+		/* Sockets opened for a generation never put in force. */
+		for (i = 0; i < la->la_nfds; i++)
+			if (la->la_fds[i] != -1)
+				close(la->la_fds[i]);
+		free(la->la_fds);
 		free(la);
 	}
 	strlist_free(&tn->tn_server_names);
@@ -867,6 +873,23 @@ config_free(struct config *cf)
 	free(cf->cf_file);
 	free(cf->cf_audit_log);
 	free(cf);
+}
+
+/* Another holder of cf; from any thread. */
+struct config *
+config_ref(struct config *cf)
+{
+	atomic_fetch_add_explicit(&cf->cf_refs, 1, memory_order_relaxed);
+	return cf;
+}
+
+/* A holder is done with cf; the last one frees it (keys wiped). */
+void
+config_unref(struct config *cf)
+{
+	if (cf != NULL && atomic_fetch_sub_explicit(&cf->cf_refs, 1,
+	    memory_order_acq_rel) == 1)
+		config_free(cf);
 }
 
 static int
@@ -1012,6 +1035,7 @@ config_load(const char *path, char **cause)
 		*cause = strdup("out of memory");
 		return NULL;
 	}
+	atomic_init(&cf->cf_refs, 1);
 	TAILQ_INIT(&cf->cf_tenants);
 	cf->cf_max_body = 16 * 1024 * 1024;
 	cf->cf_max_headers = 64 * 1024;

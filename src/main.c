@@ -1,9 +1,10 @@
 /*
- * main.c: command line, start-up, signals and teardown. xdrproxy runs in
- * the foreground and logs to stderr. The main thread runs a small loop for
- * signals while the workers (worker.c) serve requests: SIGTERM or SIGINT
- * stop them after the requests in flight finish (at most shutdown_timeout),
- * SIGHUP and SIGUSR1 reopen the audit log.
+ * main.c: command line, start-up, signals, reload and teardown. xdrproxy
+ * runs in the foreground and logs to stderr. The main thread runs a small
+ * loop for signals while the workers (worker.c) serve requests: SIGTERM or
+ * SIGINT stop them after the requests in flight finish (at most
+ * shutdown_timeout), SIGHUP loads the configuration and keys again and
+ * puts them in force as a new generation, SIGUSR1 reopens the audit log.
  */
 #include "config.h"
 
@@ -87,6 +88,21 @@ main_load_keys(struct config *cf, char **cause)
 	return 0;
 }
 
+/* Read and check a configuration and its keys, as -t does. */
+static struct config *
+main_config_new(const char *file, char **cause)
+{
+	struct config	*cf;
+
+	if ((cf = config_load(file, cause)) == NULL)
+		return NULL;
+	if (main_load_keys(cf, cause) == -1) {
+		config_free(cf);
+		return NULL;
+	}
+	return cf;
+}
+
 static int
 main_open_audit(struct config *cf, char **cause)
 {
@@ -104,37 +120,18 @@ main_open_audit(struct config *cf, char **cause)
 /* The main thread's state: its control loop and the workers. */
 struct main_state {
 	struct event_base	*ms_base;
-	int			 ms_done[2];	/* pipe: a byte per ended worker */
-	struct event		*ms_done_ev;
+	const char		*ms_file;
+	struct config		*ms_conf;	/* the generation in force */
+	struct config		*ms_next;	/* being put in force */
+	int			 ms_report[2];	/* pipe: WORKER_* from workers */
+	struct event		*ms_report_ev;
 	struct worker		*ms_workers;
 	int			 ms_nworkers;
 	int			 ms_running;
+	int			 ms_switching;	/* workers yet to switch */
+	int			 ms_reload_again;	/* SIGHUP meanwhile */
 	int			 ms_stop;	/* signals received: 0, 1, 2 */
 };
-
-/* In a worker's thread, as its loop ends. */
-static void
-main_worker_done(struct worker *w, void *arg)
-{
-	struct main_state	*ms = arg;
-	unsigned char		 c = 1;
-
-	while (write(ms->ms_done[1], &c, 1) == -1 && errno == EINTR)
-		;
-}
-
-static void
-main_check_done(evutil_socket_t fd, short what, void *arg)
-{
-	struct main_state	*ms = arg;
-	unsigned char		 buf[64];
-	ssize_t			 n;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		ms->ms_running -= (int)n;
-	if (ms->ms_running <= 0)
-		event_base_loopbreak(ms->ms_base);
-}
 
 /* Tell systemd (if it asked); a failure is logged here, once. */
 static int
@@ -149,23 +146,126 @@ main_notify(const char *msg)
 	return -1;
 }
 
+static void	main_reload(struct main_state *);
+
+/* Every worker has the new generation: the old one goes (when unused). */
+static void
+main_reload_done(struct main_state *ms)
+{
+	struct config	*old = ms->ms_conf;
+
+	ms->ms_conf = ms->ms_next;
+	ms->ms_next = NULL;
+	config_unref(old);
+	log_info("reload: configuration %u in force", ms->ms_conf->cf_gen);
+	(void)main_notify("READY=1\nSTATUS=serving\n");
+	if (ms->ms_reload_again) {
+		ms->ms_reload_again = 0;
+		main_reload(ms);
+	}
+}
+
+/*
+ * SIGHUP: read the whole configuration and every key again and check them
+ * as -t does, open the listening sockets it adds, then hand it to every
+ * worker; it is in force once all have switched (main_reload_done()).
+ * Anything wrong and nothing changes: the error is logged as FILE:LINE:
+ * message and the generation in force keeps serving. The audit log is
+ * reopened either way.
+ */
+static void
+main_reload(struct main_state *ms)
+{
+	struct config	*cf = NULL;
+	char		 msg[64], *cause = NULL, *why = NULL;
+	int		 i;
+
+	if (ms->ms_stop) {
+		log_info("SIGHUP: shutting down, not reloading");
+		return;
+	}
+	if (ms->ms_switching > 0) {
+		ms->ms_reload_again = 1;
+		return;
+	}
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\n",
+	    (unsigned long long)request_clock_us(CLOCK_MONOTONIC));
+	(void)main_notify(msg);
+	log_info("SIGHUP: reloading %s", ms->ms_file);
+	if ((cf = main_config_new(ms->ms_file, &cause)) == NULL ||
+	    server_open(cf, ms->ms_conf, &cause) == -1)
+		goto fail;
+	if (audit_switch(cf->cf_audit_log, &why) == -1) {
+		if (asprintf(&cause, "%s:%d: %s", cf->cf_file,
+		    cf->cf_audit_log_line, why != NULL ? why :
+		    "out of memory") == -1)
+			cause = NULL;
+		free(why);
+		goto fail;
+	}
+	if (cf->cf_workers != ms->ms_nworkers)
+		log_warnx("%s: workers = %d takes effect at the next restart; "
+		    "%d keep running", cf->cf_file, cf->cf_workers,
+		    ms->ms_nworkers);
+	cf->cf_gen = ms->ms_conf->cf_gen + 1;
+	ms->ms_next = cf;
+	ms->ms_switching = ms->ms_nworkers;
+	for (i = 0; i < ms->ms_nworkers; i++)
+		worker_reconfigure(&ms->ms_workers[i], cf);
+	return;
+fail:
+	log_warnx("reload failed: %s; configuration %u stays in force",
+	    cause != NULL ? cause : "out of memory", ms->ms_conf->cf_gen);
+	free(cause);
+	config_unref(cf);
+	if (audit_reopen(&why) == -1) {
+		log_warnx("SIGHUP: %s", why != NULL ? why : "out of memory");
+		free(why);
+	}
+	(void)main_notify("READY=1\nSTATUS=serving; the last reload "
+	    "failed\n");
+}
+
+/* What the workers report: a loop ended, a generation in force. */
+static void
+main_report(evutil_socket_t fd, short what, void *arg)
+{
+	struct main_state	*ms = arg;
+	unsigned char		 buf[64];
+	ssize_t			 n, i;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < n; i++) {
+			if (buf[i] == WORKER_ENDED)
+				ms->ms_running--;
+			else if (buf[i] == WORKER_SWITCHED &&
+			    --ms->ms_switching == 0)
+				main_reload_done(ms);
+		}
+	}
+	if (ms->ms_running <= 0)
+		event_base_loopbreak(ms->ms_base);
+}
+
 static void
 main_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct main_state	*ms = arg;
-	const char		*name;
 	char			*cause;
 	int			 i;
 
+	if (sig == SIGHUP) {
+		main_reload(ms);
+		return;
+	}
 	/* SIGUSR1 is logrotate's postrotate convention (nginx's too). */
-	if (sig == SIGHUP || sig == SIGUSR1) {
-		name = sig == SIGHUP ? "SIGHUP" : "SIGUSR1";
+	if (sig == SIGUSR1) {
 		if (audit_reopen(&cause) == -1) {
-			log_warnx("%s: %s", name, cause != NULL ? cause :
+			log_warnx("SIGUSR1: %s", cause != NULL ? cause :
 			    "out of memory");
 			free(cause);
 		} else
-			log_info("%s: audit log reopened", name);
+			log_info("SIGUSR1: audit log reopened");
 		return;
 	}
 	if (ms->ms_stop >= 2)
@@ -230,13 +330,7 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	log_init(verbose);
 
-	if ((cf = config_load(file, &cause)) == NULL) {
-		fprintf(stderr, "%s\n", cause != NULL ? cause :
-		    "out of memory");
-		free(cause);
-		return 1;
-	}
-	if (main_load_keys(cf, &cause) == -1 ||
+	if ((cf = main_config_new(file, &cause)) == NULL ||
 	    main_open_audit(cf, &cause) == -1) {
 		fprintf(stderr, "%s\n", cause != NULL ? cause :
 		    "out of memory");
@@ -254,16 +348,23 @@ main(int argc, char *argv[])
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
-	if (server_init() == -1)
+	if (server_init(cf->cf_workers) == -1)
 		fatalx("out of memory");
+	if (server_activated(&cause) == -1 ||
+	    server_open(cf, NULL, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
+	server_activated_done();
+	cf->cf_gen = 1;
 	memset(&ms, 0, sizeof(ms));
+	ms.ms_file = file;
+	ms.ms_conf = cf;
 	ms.ms_nworkers = cf->cf_workers;
-	if (pipe2(ms.ms_done, O_CLOEXEC | O_NONBLOCK) == -1)
+	if (pipe2(ms.ms_report, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
 	if ((ms.ms_base = event_base_new()) == NULL ||
-	    (ms.ms_done_ev = event_new(ms.ms_base, ms.ms_done[0],
-	    EV_READ | EV_PERSIST, main_check_done, &ms)) == NULL ||
-	    event_add(ms.ms_done_ev, NULL) == -1 ||
+	    (ms.ms_report_ev = event_new(ms.ms_base, ms.ms_report[0],
+	    EV_READ | EV_PERSIST, main_report, &ms)) == NULL ||
+	    event_add(ms.ms_report_ev, NULL) == -1 ||
 	    (ms.ms_workers = calloc((size_t)ms.ms_nworkers,
 	    sizeof(*ms.ms_workers))) == NULL)
 		fatalx("out of memory");
@@ -278,8 +379,7 @@ main(int argc, char *argv[])
 	}
 	for (i = 0; i < ms.ms_nworkers; i++) {
 		ms.ms_running++;
-		if (worker_start(&ms.ms_workers[i], main_worker_done, &ms) ==
-		    -1)
+		if (worker_start(&ms.ms_workers[i], ms.ms_report[1]) == -1)
 			fatal("pthread_create");
 	}
 	log_info("xdrproxy %s running, %d worker%s", PACKAGE_VERSION,
@@ -297,13 +397,14 @@ main(int argc, char *argv[])
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_free(&ms.ms_workers[i]);
 	free(ms.ms_workers);
-	event_free(ms.ms_done_ev);
+	event_free(ms.ms_report_ev);
 	event_base_free(ms.ms_base);
-	close(ms.ms_done[0]);
-	close(ms.ms_done[1]);
+	close(ms.ms_report[0]);
+	close(ms.ms_report[1]);
 	curl_global_cleanup();
 	audit_close();
-	config_free(cf);
+	config_unref(ms.ms_next);
+	config_unref(ms.ms_conf);
 	libevent_global_shutdown();
 	return 0;
 }

@@ -60,13 +60,13 @@ proxy_watch_client(struct request *req)
 	void			*cbarg;
 	struct timeval		 tv;
 
-	tv = ms_timeval(req->req_worker->w_conf->cf_client_timeout);
+	tv = ms_timeval(req->req_conf->cf_client_timeout);
 	bev = evhttp_connection_get_bufferevent(req->req_conn);
 	bufferevent_getcb(bev, NULL, &wcb, &ecb, &cbarg);
 	bufferevent_setcb(bev, NULL, wcb, ecb, cbarg);
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	bufferevent_setwatermark(bev, EV_READ, 0,
-	    req->req_worker->w_conf->cf_max_headers + 64 * 1024);
+	    req->req_conf->cf_max_headers + 64 * 1024);
 	bufferevent_setwatermark(bev, EV_WRITE, PROXY_CLIENT_LWM, 0);
 	bufferevent_enable(bev, EV_READ);
 	server_watch_eof(req->req_conn);
@@ -113,7 +113,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 	fq.fq_headers = evhttp_request_get_input_headers(http);
 	fq.fq_uri = req->req_uri;
 	fq.fq_head_bad = server_head_bad(req->req_conn);
-	fq.fq_max_count = w->w_conf->cf_max_header_count;
+	fq.fq_max_count = req->req_conf->cf_max_header_count;
 	fq.fq_allow = &req->req_tenant->tn_allow_paths;
 	fq.fq_names = ln->ln_names;
 	fq.fq_nnames = ln->ln_nnames;
@@ -141,7 +141,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		return;
 	}
 	req->req_last_activity_us = request_clock_us(CLOCK_MONOTONIC_COARSE);
-	timer_add_ms(req->req_timer, w->w_conf->cf_upstream_timeout);
+	timer_add_ms(req->req_timer, req->req_conf->cf_upstream_timeout);
 }
 
 /*
@@ -153,7 +153,7 @@ static void
 proxy_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct request	*req = arg;
-	unsigned int	 limit = req->req_worker->w_conf->cf_upstream_timeout;
+	unsigned int	 limit = req->req_conf->cf_upstream_timeout;
 	uint64_t	 idle, now = request_clock_us(CLOCK_MONOTONIC_COARSE);
 
 	if (req->req_state >= REQ_ENDING || req->req_xfer.ux_done)

@@ -124,7 +124,7 @@ request_new(struct listener *ln, struct evhttp_request *http)
 		return NULL;
 	req->req_state = REQ_NEW;
 	req->req_worker = w;
-	req->req_listener = ln;
+	req->req_conf = ln->ln_conf;
 	req->req_tenant = ln->ln_tenant;
 	req->req_http = http;
 	req->req_conn = evhttp_request_get_connection(http);
@@ -167,6 +167,9 @@ request_free(struct request *req)
 
 	TAILQ_REMOVE(&w->w_live, req, req_entry);
 	w->w_nlive--;
+	/* Started before a reload: its configuration may go with it. */
+	if (req->req_conf != w->w_conf)
+		worker_release(w, req->req_conf);
 	if (req->req_timer != NULL)
 		event_free(req->req_timer);
 	free(req->req_uri_copy);
@@ -258,7 +261,7 @@ request_unwatch_client(struct request *req)
 {
 	struct timeval	 tv;
 
-	tv = ms_timeval(req->req_worker->w_conf->cf_client_timeout);
+	tv = ms_timeval(req->req_conf->cf_client_timeout);
 	bufferevent_setwatermark(evhttp_connection_get_bufferevent(
 	    req->req_conn), EV_WRITE, 0, 0);
 	evhttp_connection_set_timeout_tv(req->req_conn, &tv);

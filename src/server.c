@@ -109,6 +109,15 @@ struct conn {
 static struct conn	**server_conns;
 static size_t		  server_nconns;
 static atomic_long	  server_nclients;
+static int		  server_nworkers = 1;
+
+/* Listening sockets passed by systemd (LISTEN_FDS), until taken. */
+struct server_act {
+	int			 sa_fd;		/* -1 once taken */
+	struct sockaddr_storage	 sa_ss;
+};
+static struct server_act	*server_act;
+static size_t			 server_nact;
 
 /* Names every listener answers to, besides its address and server_name. */
 static const char *const server_local_names[] = {
@@ -230,20 +239,20 @@ server_tcp_bind(const struct sockaddr_storage *ss, socklen_t len, int reuseport,
 }
 
 /*
- * The listening socket of one worker. With several workers each has its
- * own, joined by SO_REUSEPORT so the kernel spreads connections; the first
- * one probes the address without SO_REUSEPORT first, so that an address in
- * use (even by another xdrproxy) is an error rather than a shared port,
- * and fixes the port when the configuration says 0.
+ * The listening sockets of a TCP address, one per worker. With several
+ * workers each has its own, joined by SO_REUSEPORT so the kernel spreads
+ * connections; the address is first probed without SO_REUSEPORT, so that
+ * an address in use (even by another xdrproxy) is an error rather than a
+ * shared port, and the port is fixed when the configuration says 0.
  */
 static int
-server_tcp_socket(struct worker *w, struct listen_addr *la, char **cause)
+server_tcp_open(struct listen_addr *la, char **cause)
 {
-	struct sockaddr_storage	 ss = la->la_ss;
+	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
-	int			 fd, reuseport = w->w_conf->cf_workers > 1;
+	int			 fd, i, reuseport = server_nworkers > 1;
 
-	if (reuseport && w->w_index == 0) {
+	if (reuseport) {
 		if ((fd = server_tcp_bind(&la->la_ss, la->la_sslen, 0, 0)) ==
 		    -1)
 			goto fail;
@@ -253,15 +262,94 @@ server_tcp_socket(struct worker *w, struct listen_addr *la, char **cause)
 		}
 		close(fd);
 		la->la_bound = ss;
-	} else if (reuseport)
-		ss = la->la_bound;
-	if ((fd = server_tcp_bind(&ss, la->la_sslen, reuseport,
-	    SERVER_BACKLOG)) == -1)
-		goto fail;
-	return fd;
+	} else
+		la->la_bound = la->la_ss;
+	for (i = 0; i < server_nworkers; i++) {
+		if ((fd = server_tcp_bind(&la->la_bound, la->la_sslen,
+		    reuseport, SERVER_BACKLOG)) == -1)
+			goto fail;
+		la->la_fds[i] = fd;
+		if (!reuseport && getsockname(fd,
+		    (struct sockaddr *)&la->la_bound, &sslen) == -1)
+			goto fail;
+	}
+	return 0;
 fail:
 	if (asprintf(cause, "%s: %s", la->la_text, strerror(errno)) == -1)
 		*cause = NULL;
+	return -1;
+}
+
+/*
+ * Two listen lines for the same socket: the same path, or the same address
+ * and port (port 0 included: the one chosen at start is kept).
+ */
+static int
+server_same_listen(const struct listen_addr *a, const struct listen_addr *b)
+{
+	const struct sockaddr_in	*a4, *b4;
+	const struct sockaddr_in6	*a6, *b6;
+
+	if (a->la_unix || b->la_unix)
+		return a->la_unix && b->la_unix &&
+		    strcmp(a->la_path, b->la_path) == 0;
+	if (a->la_ss.ss_family != b->la_ss.ss_family)
+		return 0;
+	if (a->la_ss.ss_family == AF_INET) {
+		a4 = (const struct sockaddr_in *)&a->la_ss;
+		b4 = (const struct sockaddr_in *)&b->la_ss;
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	}
+	a6 = (const struct sockaddr_in6 *)&a->la_ss;
+	b6 = (const struct sockaddr_in6 *)&b->la_ss;
+	return a6->sin6_port == b6->sin6_port &&
+	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+}
+
+/* The listen line of cf for the same socket as la, and its tenant. */
+static struct listen_addr *
+server_find(const struct config *cf, const struct listen_addr *la,
+    struct tenant **tnp)
+{
+	struct tenant		*tn;
+	struct listen_addr	*la2;
+
+	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
+		TAILQ_FOREACH(la2, &tn->tn_listens, la_entry) {
+			if (server_same_listen(la, la2)) {
+				if (tnp != NULL)
+					*tnp = tn;
+				return la2;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* A socket systemd passed for la's address, or -1; it is taken. */
+static int
+server_take_activated(const struct listen_addr *la)
+{
+	struct listen_addr	 got;
+	size_t			 i;
+	int			 fd;
+
+	for (i = 0; i < server_nact; i++) {
+		if (server_act[i].sa_fd == -1)
+			continue;
+		memset(&got, 0, sizeof(got));
+		got.la_unix = server_act[i].sa_ss.ss_family == AF_UNIX;
+		got.la_ss = server_act[i].sa_ss;
+		if (got.la_unix)
+			snprintf(got.la_path, sizeof(got.la_path), "%s",
+			    ((struct sockaddr_un *)&got.la_ss)->sun_path);
+		if (server_same_listen(la, &got)) {
+			fd = server_act[i].sa_fd;
+			server_act[i].sa_fd = -1;
+			return fd;
+		}
+	}
 	return -1;
 }
 
@@ -286,12 +374,16 @@ server_names(struct listener *ln)
 	return 0;
 }
 
-/* The connection table, sized by the descriptor limit; once, at start. */
+/*
+ * Once, at start: the connection table, sized by the descriptor limit,
+ * and the number of workers every TCP address gets a socket for.
+ */
 int
-server_init(void)
+server_init(int nworkers)
 {
 	struct rlimit	 rl;
 
+	server_nworkers = nworkers;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
 	    rl.rlim_cur > (1 << 20))
 		rl.rlim_cur = 1 << 20;
@@ -300,6 +392,161 @@ server_init(void)
 	    NULL)
 		return -1;
 	return 0;
+}
+
+/*
+ * Socket activation: the listening sockets systemd passed, if it passed
+ * them to this process (LISTEN_PID, LISTEN_FDS: descriptors 3 onwards).
+ * server_open() matches them to listen lines by address; the variables are
+ * removed so that nothing started later takes them for its own.
+ */
+int
+server_activated(char **cause)
+{
+	const char	*pid, *fds;
+	struct sockaddr_storage ss;
+	socklen_t	 len;
+	socklen_t	 tlen;
+	long		 n, i;
+	char		*end;
+	int		 fd, type;
+
+	*cause = NULL;
+	pid = getenv("LISTEN_PID");
+	fds = getenv("LISTEN_FDS");
+	if (pid == NULL || fds == NULL)
+		return 0;
+	n = strtol(pid, &end, 10);
+	if (*pid == '\0' || *end != '\0' || n != (long)getpid())
+		goto done;
+	n = strtol(fds, &end, 10);
+	if (*fds == '\0' || *end != '\0' || n < 0 || n > 1024) {
+		if (asprintf(cause, "LISTEN_FDS=%s: not a number of "
+		    "descriptors", fds) == -1)
+			*cause = NULL;
+		return -1;
+	}
+	if (n > 0 && (server_act = calloc((size_t)n, sizeof(*server_act))) ==
+	    NULL) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		fd = 3 + (int)i;
+		len = sizeof(ss);
+		memset(&ss, 0, sizeof(ss));
+		type = 0;
+		tlen = sizeof(type);
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == -1 ||
+		    type != SOCK_STREAM || (ss.ss_family != AF_INET &&
+		    ss.ss_family != AF_INET6 && ss.ss_family != AF_UNIX)) {
+			if (asprintf(cause, "socket activation: descriptor %d "
+			    "is not a stream socket", fd) == -1)
+				*cause = NULL;
+			return -1;
+		}
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		server_act[server_nact].sa_fd = fd;
+		server_act[server_nact].sa_ss = ss;
+		server_nact++;
+	}
+done:
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return (int)server_nact;
+}
+
+/* Sockets systemd passed that no listen line named: closed, with a word. */
+void
+server_activated_done(void)
+{
+	char		 host[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	size_t		 i;
+	int		 port = 0;
+
+	for (i = 0; i < server_nact; i++) {
+		if (server_act[i].sa_fd == -1)
+			continue;
+		if (server_act[i].sa_ss.ss_family == AF_UNIX)
+			snprintf(host, sizeof(host), "unix:%s",
+			    ((struct sockaddr_un *)&server_act[i].sa_ss)->
+			    sun_path);
+		else if (server_numeric_host((struct sockaddr *)
+		    &server_act[i].sa_ss, sizeof(server_act[i].sa_ss), host,
+		    sizeof(host), &port) == -1)
+			snprintf(host, sizeof(host), "?");
+		log_warnx("socket activation: descriptor %d (%s%s%d) matches "
+		    "no listen line: closed", server_act[i].sa_fd, host,
+		    port != 0 ? ":" : "", port);
+		close(server_act[i].sa_fd);
+		server_act[i].sa_fd = -1;
+	}
+	free(server_act);
+	server_act = NULL;
+	server_nact = 0;
+}
+
+/*
+ * Open the listening sockets cf needs and old (the configuration in force;
+ * NULL at start) does not have: one per worker for a TCP address, one for
+ * a unix socket or a socket systemd passed (served by the first worker).
+ * The workers adopt them in server_start() or server_reconfigure(); those
+ * in both configurations are handed over there, never reopened. On error
+ * nothing changed: what was opened is closed with cf.
+ */
+int
+server_open(struct config *cf, const struct config *old, char **cause)
+{
+	struct tenant		*tn;
+	struct listen_addr	*la, *prev;
+	char			*why = NULL;
+	int			 i;
+
+	*cause = NULL;
+	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
+		TAILQ_FOREACH(la, &tn->tn_listens, la_entry) {
+			if (old != NULL && (prev = server_find(old, la,
+			    NULL)) != NULL) {
+				la->la_bound = prev->la_bound;
+				continue;
+			}
+			if ((la->la_fds = calloc((size_t)server_nworkers,
+			    sizeof(*la->la_fds))) == NULL) {
+				why = strdup("out of memory");
+				goto fail;
+			}
+			la->la_nfds = server_nworkers;
+			for (i = 0; i < server_nworkers; i++)
+				la->la_fds[i] = -1;
+			/*
+			 * A unix socket is served by the first worker only:
+			 * sharing one descriptor between event loops (dup) is
+			 * what libevent's epoll changelist cannot handle. So
+			 * is a socket systemd passed.
+			 */
+			if ((la->la_fds[0] = server_take_activated(la)) != -1) {
+				la->la_activated = 1;
+				la->la_bound = la->la_ss;
+				continue;
+			}
+			if (la->la_unix) {
+				if ((la->la_fds[0] = server_unix_socket(la,
+				    &why)) == -1)
+					goto fail;
+			} else if (server_tcp_open(la, &why) == -1)
+				goto fail;
+		}
+	}
+	return 0;
+fail:
+	if (asprintf(cause, "%s:%d: listen %s", cf->cf_file, la->la_line,
+	    why != NULL ? why : "out of memory") == -1)
+		*cause = NULL;
+	free(why);
+	return -1;
 }
 
 static struct conn *
@@ -316,7 +563,7 @@ server_conn(struct evhttp_connection *evcon)
 static void
 conn_set_read_timeout(struct conn *c, unsigned int ms)
 {
-	struct config	*cf = c->c_listener->ln_worker->w_conf;
+	struct config	*cf = c->c_listener->ln_conf;
 	struct timeval	 rtv = ms_timeval(ms), wtv;
 
 	wtv = ms_timeval(cf->cf_client_timeout);
@@ -408,7 +655,7 @@ static void
 conn_scan(struct conn *c, const unsigned char *p, size_t n)
 {
 	static const char	 te[] = "transfer-encoding:";
-	struct config		*cf = c->c_listener->ln_worker->w_conf;
+	struct config		*cf = c->c_listener->ln_conf;
 	size_t			 i;
 
 	for (i = 0; i < n && c->c_state == CONN_HEAD; i++) {
@@ -452,7 +699,7 @@ conn_scan(struct conn *c, const unsigned char *p, size_t n)
 static void
 conn_head_start(struct conn *c, int arm)
 {
-	struct config	*cf = c->c_listener->ln_worker->w_conf;
+	struct config	*cf = c->c_listener->ln_conf;
 
 	c->c_state = CONN_HEAD;
 	c->c_head_len = 0;
@@ -591,7 +838,7 @@ conn_fix(evutil_socket_t fd, short what, void *arg)
 	status = 400;
 	reason = "Bad Request";
 	msg = "the request could not be parsed";
-	if (c->c_head_len > w->w_conf->cf_max_headers) {
+	if (c->c_head_len > c->c_listener->ln_conf->cf_max_headers) {
 		status = 431;
 		code = "headers_too_large";
 		reason = "Request Header Fields Too Large";
@@ -654,6 +901,9 @@ conn_free(struct conn *c)
 	    server_conns[c->c_fd] == c)
 		server_conns[c->c_fd] = NULL;
 	TAILQ_REMOVE(&w->w_conns, c, c_entry);
+	/* The last connection of a retired listener: it can go. */
+	if (--c->c_listener->ln_nconns == 0 && c->c_listener->ln_retired)
+		event_active(w->w_sweep, EV_TIMEOUT, 0);
 	event_free(c->c_fix);
 	event_free(c->c_timer);
 	atomic_fetch_sub(&server_nclients, 1);
@@ -736,7 +986,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->c_state != CONN_NEW) {
 		w->w_header_timeouts++;
 		log_debug("connection %d: request head not complete after "
-		    "%u ms: closed", c->c_fd, w->w_conf->cf_client_header_timeout);
+		    "%u ms: closed", c->c_fd, c->c_listener->ln_conf->cf_client_header_timeout);
 		evhttp_connection_free(c->c_evcon);
 		return;
 	}
@@ -759,9 +1009,14 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 		    w->w_clients_refused % 1000 == 0)
 			log_warnx("max_clients (%ld) reached: new connections "
 			    "are closed (%llu so far in worker %d)",
-			    w->w_conf->cf_max_clients,
+			    c->c_listener->ln_conf->cf_max_clients,
 			    (unsigned long long)w->w_clients_refused,
 			    w->w_index);
+		evhttp_connection_free(c->c_evcon);
+		return;
+	}
+	/* Accepted as its listener retired (a reload): not served. */
+	if (c->c_listener->ln_retired) {
 		evhttp_connection_free(c->c_evcon);
 		return;
 	}
@@ -771,8 +1026,8 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 		conn_head_start(c, 1);
 		conn_scan_input(c, bufferevent_get_input(c->c_bev), 0);
 	} else {
-		timer_add_ms(c->c_timer, w->w_conf->cf_client_header_timeout);
-		conn_set_read_timeout(c, w->w_conf->cf_client_header_timeout);
+		timer_add_ms(c->c_timer, c->c_listener->ln_conf->cf_client_header_timeout);
+		conn_set_read_timeout(c, c->c_listener->ln_conf->cf_client_header_timeout);
 	}
 }
 
@@ -811,12 +1066,13 @@ conn_new(struct event_base *base, void *arg)
 	}
 	c->c_listener = ln;
 	c->c_bev = bev;
+	ln->ln_nconns++;
 	TAILQ_INSERT_TAIL(&ln->ln_worker->w_conns, c, c_entry);
 	c->c_fd = -1;
 	c->c_state = CONN_NEW;
 	/* Decided in the order of accepts: the newest are the ones refused. */
 	c->c_refuse = atomic_fetch_add(&server_nclients, 1) + 1 >
-	    ln->ln_worker->w_conf->cf_max_clients;
+	    ln->ln_conf->cf_max_clients;
 	bufferevent_incref(bev);
 	event_active(c->c_timer, EV_TIMEOUT, 0);
 	return bev;
@@ -877,7 +1133,7 @@ server_request_done(struct evhttp_connection *evcon)
 		conn_scan_input(c, in, 0);
 	} else
 		conn_set_read_timeout(c,
-		    c->c_listener->ln_worker->w_conf->cf_keepalive_timeout);
+		    c->c_listener->ln_conf->cf_keepalive_timeout);
 }
 
 /* Close the connection once the reply now being sent is written. */
@@ -991,51 +1247,68 @@ server_watch_eof(struct evhttp_connection *evcon)
 	    conn_event, c);
 }
 
+/* The limits of cf on a listener's evhttp, new or handed over. */
+static void
+server_http_setup(struct evhttp *http, const struct config *cf)
+{
+	struct timeval	 tv;
+
+	evhttp_set_max_headers_size(http, (ev_ssize_t)cf->cf_max_headers);
+	evhttp_set_max_body_size(http, (ev_ssize_t)cf->cf_max_body);
+	tv = ms_timeval(cf->cf_client_timeout);
+	evhttp_set_timeout_tv(http, &tv);
+}
+
 static struct evhttp *
 server_http_new(struct worker *w, struct listener *ln)
 {
-	struct config	*cf = w->w_conf;
 	struct evhttp	*http;
-	struct timeval	 tv;
 
 	if ((http = evhttp_new(w->w_base)) == NULL)
 		return NULL;
-	evhttp_set_max_headers_size(http, (ev_ssize_t)cf->cf_max_headers);
-	evhttp_set_max_body_size(http, (ev_ssize_t)cf->cf_max_body);
+	server_http_setup(http, ln->ln_conf);
 	evhttp_set_default_content_type(http, NULL);
 	/* Let every method through: the handler answers 405 itself. */
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
-	tv = ms_timeval(cf->cf_client_timeout);
-	evhttp_set_timeout_tv(http, &tv);
 	evhttp_set_gencb(http, proxy_handle, ln);
 	evhttp_set_bevcb(http, conn_new, ln);
 	return http;
 }
 
+/* Point a listener at tenant tn of generation cf, on listen line la. */
 static int
-server_listen(struct worker *w, struct tenant *tn, struct listen_addr *la,
-    char **cause)
+server_assign(struct listener *ln, struct config *cf, struct tenant *tn,
+    struct listen_addr *la)
+{
+	ln->ln_conf = cf;
+	ln->ln_tenant = tn;
+	ln->ln_addr = la;
+	free(ln->ln_names);
+	ln->ln_names = NULL;
+	return server_names(ln);
+}
+
+/* A listener for line la of tenant tn on socket fd (now evhttp's). */
+static int
+server_listen(struct worker *w, struct config *cf, struct tenant *tn,
+    struct listen_addr *la, int fd, char **cause)
 {
 	struct listener		*ln;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
 	char			 host[64];
-	int			 fd = -1, port = 0;
+	int			 port = 0;
 
-	if ((ln = calloc(1, sizeof(*ln))) == NULL)
+	if ((ln = calloc(1, sizeof(*ln))) == NULL) {
+		close(fd);
 		goto nomem;
+	}
 	ln->ln_worker = w;
-	ln->ln_tenant = tn;
-	ln->ln_addr = la;
+	ln->ln_activated = la->la_activated;
 	TAILQ_INSERT_TAIL(&w->w_listeners, ln, ln_entry);
-	if (la->la_unix) {
-		if ((fd = server_unix_socket(la, cause)) == -1)
-			return -1;
-	} else if ((fd = server_tcp_socket(w, la, cause)) == -1)
-		return -1;
 	if (!la->la_unix) {
 		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
 		    server_numeric_host((struct sockaddr *)&ss, sslen, host,
@@ -1051,7 +1324,7 @@ server_listen(struct worker *w, struct tenant *tn, struct listen_addr *la,
 		ln->ln_wildcard = strcmp(host, "0.0.0.0") == 0 ||
 		    strcmp(host, "::") == 0;
 	}
-	if (server_names(ln) == -1 ||
+	if (server_assign(ln, cf, tn, la) == -1 ||
 	    (ln->ln_http = server_http_new(w, ln)) == NULL) {
 		close(fd);
 		goto nomem;
@@ -1064,14 +1337,14 @@ server_listen(struct worker *w, struct tenant *tn, struct listen_addr *la,
 	if (w->w_index > 0)
 		return 0;
 	if (la->la_unix)
-		log_info("tenant %s: listening on unix:%s", tn->tn_name,
-		    la->la_path);
+		log_info("tenant %s: listening on unix:%s%s", tn->tn_name,
+		    la->la_path, la->la_activated ? " (from systemd)" : "");
 	else if (ss.ss_family == AF_INET6)
-		log_info("tenant %s: listening on [%s]:%d", tn->tn_name, host,
-		    port);
+		log_info("tenant %s: listening on [%s]:%d%s", tn->tn_name,
+		    host, port, la->la_activated ? " (from systemd)" : "");
 	else
-		log_info("tenant %s: listening on %s:%d", tn->tn_name, host,
-		    port);
+		log_info("tenant %s: listening on %s:%d%s", tn->tn_name, host,
+		    port, la->la_activated ? " (from systemd)" : "");
 	if (!la->la_unix && !server_is_loopback(&ss))
 		log_warnx("tenant %s: %s is reachable from other hosts: "
 		    "anyone who can connect to it can call the tenant with "
@@ -1083,28 +1356,26 @@ nomem:
 	return -1;
 }
 
-/* Open every tenant's listeners on w's event base. */
-int
-server_start(struct worker *w, struct config *cf, char **cause)
+/* Listeners for the sockets server_open() opened for this worker. */
+static int
+server_adopt(struct worker *w, struct config *cf, char **cause)
 {
 	struct tenant		*tn;
 	struct listen_addr	*la;
 	char			*why = NULL;
+	int			 fd;
 
 	*cause = NULL;
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
 		TAILQ_FOREACH(la, &tn->tn_listens, la_entry) {
-			/*
-			 * A unix socket is served by the first worker only:
-			 * sharing one descriptor between event loops (dup) is
-			 * what libevent's epoll changelist cannot handle.
-			 */
-			if (la->la_unix && w->w_index > 0)
+			if (la->la_fds == NULL || w->w_index >= la->la_nfds ||
+			    (fd = la->la_fds[w->w_index]) == -1)
 				continue;
-			if (server_listen(w, tn, la, &why) == -1) {
-				if (asprintf(cause, "%s:%d: listen %s", cf->cf_file,
-				    la->la_line, why != NULL ? why :
-				    "out of memory") == -1)
+			la->la_fds[w->w_index] = -1;
+			if (server_listen(w, cf, tn, la, fd, &why) == -1) {
+				if (asprintf(cause, "%s:%d: listen %s",
+				    cf->cf_file, la->la_line, why != NULL ?
+				    why : "out of memory") == -1)
 					*cause = NULL;
 				free(why);
 				return -1;
@@ -1114,28 +1385,129 @@ server_start(struct worker *w, struct config *cf, char **cause)
 	return 0;
 }
 
+/* Open every tenant's listeners on w's event base (main thread, at start). */
+int
+server_start(struct worker *w, struct config *cf, char **cause)
+{
+	return server_adopt(w, cf, cause);
+}
+
+/* Stop a listener from accepting; its connections carry on. */
+static void
+server_unlisten(struct listener *ln)
+{
+	if (ln->ln_bound == NULL)
+		return;
+	evhttp_del_accept_socket(ln->ln_http, ln->ln_bound);
+	ln->ln_bound = NULL;
+	if (ln->ln_addr->la_unix && !ln->ln_activated)
+		unlink(ln->ln_addr->la_path);
+}
+
+/*
+ * A listener the new configuration does not have: it accepts no more, its
+ * idle connections close now and busy ones once their reply is out, and
+ * server_sweep() frees it when the last is gone. Until then it keeps its
+ * generation (worker_release()), so a request it still reads is served
+ * as the configuration it was accepted under says.
+ */
+static void
+server_retire(struct worker *w, struct listener *ln)
+{
+	struct conn	*c;
+
+	if (w->w_index == 0)
+		log_info("tenant %s: no longer listening on %s",
+		    ln->ln_tenant->tn_name, ln->ln_addr->la_text);
+	server_unlisten(ln);
+	ln->ln_retired = 1;
+	TAILQ_FOREACH(c, &w->w_conns, c_entry) {
+		if (c->c_listener != ln)
+			continue;
+		c->c_close_after = 1;
+		if (c->c_state == CONN_IDLE) {
+			c->c_state = CONN_CLOSING;
+			event_active(c->c_timer, EV_TIMEOUT, 0);
+		}
+	}
+	if (ln->ln_nconns == 0)
+		event_active(w->w_sweep, EV_TIMEOUT, 0);
+}
+
+/*
+ * In the worker's thread: put generation cf in force. Listeners for a
+ * socket cf also has are handed over (same socket, same evhttp, no accept
+ * gap) and serve cf's tenant from the next request on; the others retire;
+ * the sockets server_open() opened for cf get listeners.
+ */
+int
+server_reconfigure(struct worker *w, struct config *cf, char **cause)
+{
+	struct listener		*ln;
+	struct listen_addr	*la;
+	struct tenant		*tn;
+
+	*cause = NULL;
+	TAILQ_FOREACH(ln, &w->w_listeners, ln_entry) {
+		if (ln->ln_retired)
+			continue;
+		if ((la = server_find(cf, ln->ln_addr, &tn)) == NULL) {
+			server_retire(w, ln);
+			continue;
+		}
+		if (server_assign(ln, cf, tn, la) == -1) {
+			*cause = strdup("out of memory");
+			server_retire(w, ln);
+			continue;
+		}
+		server_http_setup(ln->ln_http, cf);
+	}
+	if (*cause != NULL)
+		return -1;
+	return server_adopt(w, cf, cause);
+}
+
+static void
+server_listener_free(struct worker *w, struct listener *ln)
+{
+	TAILQ_REMOVE(&w->w_listeners, ln, ln_entry);
+	if (ln->ln_http != NULL)
+		evhttp_free(ln->ln_http);
+	free(ln->ln_names);
+	if (ln->ln_conf != NULL)
+		worker_release(w, ln->ln_conf);
+	free(ln);
+}
+
+/* The worker's event: free retired listeners with no connection left. */
+void
+server_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct listener	*ln, *next;
+
+	for (ln = TAILQ_FIRST(&w->w_listeners); ln != NULL; ln = next) {
+		next = TAILQ_NEXT(ln, ln_entry);
+		if (ln->ln_retired && ln->ln_nconns == 0)
+			server_listener_free(w, ln);
+	}
+}
+
 /* Close the listening sockets; open client connections carry on. */
 void
 server_stop_accepting(struct worker *w)
 {
 	struct listener	*ln;
 
-	TAILQ_FOREACH(ln, &w->w_listeners, ln_entry) {
-		if (ln->ln_bound == NULL)
-			continue;
-		evhttp_del_accept_socket(ln->ln_http, ln->ln_bound);
-		ln->ln_bound = NULL;
-		if (ln->ln_addr->la_unix)
-			unlink(ln->ln_addr->la_path);
-	}
+	TAILQ_FOREACH(ln, &w->w_listeners, ln_entry)
+		server_unlisten(ln);
 }
 
 /* Close everything, client connections included; no request is live. */
 void
 server_free(struct worker *w)
 {
-	struct listener	*ln;
-
+	struct listener		*ln;
 	struct conn		*c;
 	struct bufferevent	*bev;
 
@@ -1152,11 +1524,8 @@ server_free(struct worker *w)
 		conn_free(c);
 		bufferevent_decref(bev);
 	}
-	while ((ln = TAILQ_FIRST(&w->w_listeners)) != NULL) {
-		TAILQ_REMOVE(&w->w_listeners, ln, ln_entry);
-		free(ln->ln_names);
-		free(ln);
-	}
+	while ((ln = TAILQ_FIRST(&w->w_listeners)) != NULL)
+		server_listener_free(w, ln);
 }
 
 /* The local address a client connected to (for wildcard listeners). */

@@ -143,7 +143,7 @@ upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg,
  * load opens no new connections and pays no new TLS handshakes.
  */
 static long
-upstream_pool_size(struct config *cf)
+upstream_pool_size(const struct config *cf)
 {
 	struct tenant	*tn;
 	long		 n = 0;
@@ -173,17 +173,24 @@ upstream_init(struct worker *w, struct config *cf, char **cause)
 	curl_multi_setopt(w->w_multi, CURLMOPT_SOCKETDATA, w);
 	curl_multi_setopt(w->w_multi, CURLMOPT_TIMERFUNCTION, upstream_timer_cb);
 	curl_multi_setopt(w->w_multi, CURLMOPT_TIMERDATA, w);
-	/* A fixed pool: the default shrinks when load dips. */
-	curl_multi_setopt(w->w_multi, CURLMOPT_MAXCONNECTS,
-	    upstream_pool_size(cf));
-	curl_multi_setopt(w->w_multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	    cf->cf_max_connections);
+	upstream_configure(w, cf);
 	curl_multi_setopt(w->w_multi, CURLMOPT_PIPELINING,
 	    (long)CURLPIPE_MULTIPLEX);
 	curl_share_setopt(w->w_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(w->w_share, CURLSHOPT_SHARE,
 	    CURL_LOCK_DATA_SSL_SESSION);
 	return 0;
+}
+
+/* The connection limits of cf: at start, and when a reload puts it in force. */
+void
+upstream_configure(struct worker *w, const struct config *cf)
+{
+	/* A fixed pool: the default shrinks when load dips. */
+	curl_multi_setopt(w->w_multi, CURLMOPT_MAXCONNECTS,
+	    upstream_pool_size(cf));
+	curl_multi_setopt(w->w_multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+	    cf->cf_max_connections);
 }
 
 void
@@ -395,7 +402,7 @@ upstream_start(struct request *req, int has_body,
 {
 	struct worker		*w = req->req_worker;
 	struct tenant		*tn = req->req_tenant;
-	struct config		*cf = w->w_conf;
+	struct config		*cf = req->req_conf;
 	struct evbuffer		*body, *tmp = w->w_scratch;
 	enum evhttp_cmd_type	 cmd;
 	CURL			*easy;

@@ -2,10 +2,11 @@
  * worker.c: one event loop per thread (workers = N). Each worker has its
  * own listeners (SO_REUSEPORT when there are several), libcurl multi
  * handle, signer and requests; nothing of a request crosses threads. The
- * main thread asks a worker to stop by writing a byte to the worker's
- * control pipe (worker_stop(), the only call made from another thread),
- * and learns that it ended through the callback given to worker_start().
- * No event base is shared, so libevent runs without locks.
+ * main thread asks a worker to stop or to put a new configuration in
+ * force by writing a byte to the worker's control pipe (worker_stop() and
+ * worker_reconfigure(), the only calls made from another thread), and
+ * learns that it did from a byte on the main thread's report pipe. No
+ * event base is shared, so libevent runs without locks.
  */
 #include "config.h"
 
@@ -63,7 +64,70 @@ worker_deadline(evutil_socket_t fd, short what, void *arg)
 	timer_add_ms(w->w_shutdown_timer, 1000);
 }
 
-/* In the worker's thread: act on what worker_stop() asked. */
+/* Tell the main thread (WORKER_ENDED, WORKER_SWITCHED). */
+static void
+worker_report(struct worker *w, unsigned char what)
+{
+	while (write(w->w_report, &what, 1) == -1 && errno == EINTR)
+		;
+}
+
+/* Does anything of w still use generation cf? */
+static int
+worker_uses(struct worker *w, const struct config *cf)
+{
+	struct request	*req;
+	struct listener	*ln;
+
+	if (w->w_conf == cf)
+		return 1;
+	TAILQ_FOREACH(ln, &w->w_listeners, ln_entry)
+		if (ln->ln_conf == cf)
+			return 1;
+	TAILQ_FOREACH(req, &w->w_live, req_entry)
+		if (req->req_conf == cf)
+			return 1;
+	return 0;
+}
+
+/*
+ * A request or a listener of generation cf is gone (already off its list):
+ * the worker's reference goes with the last of them. Only generations
+ * older than the one in force get here, so the common case costs a
+ * comparison.
+ */
+void
+worker_release(struct worker *w, struct config *cf)
+{
+	if (cf != w->w_conf && !worker_uses(w, cf))
+		config_unref(cf);
+}
+
+/*
+ * Put the generation the main thread left in w_next in force: listeners
+ * handed over, new ones opened, libcurl's limits set. Requests already
+ * admitted keep theirs.
+ */
+static void
+worker_switch(struct worker *w)
+{
+	struct config	*cf, *old = w->w_conf;
+	char		*cause;
+
+	if ((cf = atomic_exchange(&w->w_next, NULL)) == NULL)
+		return;
+	if (server_reconfigure(w, cf, &cause) == -1) {
+		log_warnx("worker %d: %s", w->w_index, cause != NULL ? cause :
+		    "out of memory");
+		free(cause);
+	}
+	w->w_conf = cf;
+	upstream_configure(w, cf);
+	worker_release(w, old);
+	worker_report(w, WORKER_SWITCHED);
+}
+
+/* In the worker's thread: act on what the main thread asked. */
 static void
 worker_control(evutil_socket_t fd, short what, void *arg)
 {
@@ -73,10 +137,13 @@ worker_control(evutil_socket_t fd, short what, void *arg)
 	int		 level = 0;
 
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		for (i = 0; i < n; i++)
-			if (buf[i] > level)
+		for (i = 0; i < n; i++) {
+			if (buf[i] == WORKER_RECONFIGURE)
+				worker_switch(w);
+			else if (buf[i] > level)
 				level = buf[i];
-	if (level >= 1 && w->w_draining == 0) {
+		}
+	if (level >= WORKER_DRAIN && w->w_draining == 0) {
 		log_info("worker %d: stopping, %zu requests in flight",
 		    w->w_index, w->w_nlive);
 		w->w_draining = 1;
@@ -86,12 +153,20 @@ worker_control(evutil_socket_t fd, short what, void *arg)
 		if (w->w_nlive == 0)
 			event_base_loopbreak(w->w_base);
 	}
-	if (level >= 2 && w->w_draining == 1) {
+	if (level >= WORKER_END_NOW && w->w_draining == 1) {
 		log_info("worker %d: ending %zu requests now", w->w_index,
 		    w->w_nlive);
 		evtimer_del(w->w_shutdown_timer);
 		worker_deadline(-1, 0, w);
 	}
+}
+
+/* A byte for the worker; a full pipe already holds one it will read. */
+static void
+worker_tell(struct worker *w, unsigned char c)
+{
+	while (write(w->w_ctl[1], &c, 1) == -1 && errno == EINTR)
+		;
 }
 
 /*
@@ -101,11 +176,19 @@ worker_control(evutil_socket_t fd, short what, void *arg)
 void
 worker_stop(struct worker *w, int level)
 {
-	unsigned char	 c = (unsigned char)level;
+	worker_tell(w, level >= 2 ? WORKER_END_NOW : WORKER_DRAIN);
+}
 
-	/* A full pipe already holds a request the worker will read. */
-	while (write(w->w_ctl[1], &c, 1) == -1 && errno == EINTR)
-		;
+/*
+ * From the main thread: put cf in force (a reference for the worker comes
+ * with it); WORKER_SWITCHED is reported once it is. One at a time: the
+ * main thread waits for every worker before the next.
+ */
+void
+worker_reconfigure(struct worker *w, struct config *cf)
+{
+	atomic_store(&w->w_next, config_ref(cf));
+	worker_tell(w, WORKER_RECONFIGURE);
 }
 
 /* Set up worker number index (listeners included) in the main thread. */
@@ -114,7 +197,8 @@ worker_init(struct worker *w, int index, struct config *cf, char **cause)
 {
 	memset(w, 0, sizeof(*w));
 	w->w_index = index;
-	w->w_conf = cf;
+	w->w_conf = config_ref(cf);
+	w->w_report = -1;
 	TAILQ_INIT(&w->w_listeners);
 	TAILQ_INIT(&w->w_conns);
 	TAILQ_INIT(&w->w_live);
@@ -135,7 +219,9 @@ worker_init(struct worker *w, int index, struct config *cf, char **cause)
 	    EV_READ | EV_PERSIST, worker_control, w)) == NULL ||
 	    event_add(w->w_control, NULL) == -1 ||
 	    (w->w_shutdown_timer = evtimer_new(w->w_base, worker_deadline,
-	    w)) == NULL) {
+	    w)) == NULL ||
+	    (w->w_sweep = event_new(w->w_base, -1, 0, server_sweep, w)) ==
+	    NULL) {
 		*cause = strdup("libevent: out of memory");
 		return -1;
 	}
@@ -157,17 +243,15 @@ worker_main(void *arg)
 	struct worker	*w = arg;
 
 	event_base_dispatch(w->w_base);
-	w->w_done_cb(w, w->w_done_arg);
+	worker_report(w, WORKER_ENDED);
 	return NULL;
 }
 
-/* Run the worker's loop in a thread of its own; done(w, arg) at the end. */
+/* Run the worker's loop in a thread of its own; it reports to fd. */
 int
-worker_start(struct worker *w, void (*done)(struct worker *, void *),
-    void *arg)
+worker_start(struct worker *w, int report)
 {
-	w->w_done_cb = done;
-	w->w_done_arg = arg;
+	w->w_report = report;
 	if (pthread_create(&w->w_thread, NULL, worker_main, w) != 0)
 		return -1;
 	w->w_started = 1;
@@ -194,9 +278,14 @@ worker_free(struct worker *w)
 	request_abandon_all(w);
 	server_free(w);
 	upstream_free(w);
+	config_unref(atomic_exchange(&w->w_next, NULL));
+	config_unref(w->w_conf);
+	w->w_conf = NULL;
 	sign_free(&w->w_signer);
 	if (w->w_shutdown_timer != NULL)
 		event_free(w->w_shutdown_timer);
+	if (w->w_sweep != NULL)
+		event_free(w->w_sweep);
 	if (w->w_control != NULL)
 		event_free(w->w_control);
 	if (w->w_reaper != NULL)

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,8 +97,11 @@ struct listen_addr {
 	socklen_t		 la_sslen;
 	char			 la_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char			 la_text[128];	/* as written, for messages */
-	/* Set by the first worker's server_start(), used by the others. */
 	struct sockaddr_storage	 la_bound;	/* with the port chosen */
+	/* Opened by server_open(), one per worker, until a worker adopts. */
+	int			*la_fds;	/* -1: none for that worker */
+	int			 la_nfds;
+	int			 la_activated;	/* passed by systemd */
 };
 TAILQ_HEAD(listen_addrs, listen_addr);
 
@@ -129,7 +133,15 @@ struct tenant {
 };
 TAILQ_HEAD(tenants, tenant);
 
+/*
+ * A configuration generation: loaded and checked whole, then put in force
+ * by a pointer swap (reload). Each holder has a reference: the main
+ * thread for the one in force, each worker for every generation it still
+ * has a listener or a request of (worker_release()).
+ */
 struct config {
+	atomic_int		 cf_refs;
+	unsigned int		 cf_gen;	/* 1, 2, ... set by main.c */
 	char			*cf_file;
 	char			*cf_audit_log;
 	int			 cf_audit_log_line;
@@ -153,6 +165,8 @@ struct config {
 
 struct config	*config_load(const char *, char **);
 void		 config_free(struct config *);
+struct config	*config_ref(struct config *);
+void		 config_unref(struct config *);
 int		 config_parse_size(const char *, size_t *);
 int		 config_parse_duration(const char *, unsigned int *);
 int		 config_parse_listen(const char *, struct listen_addr *,
@@ -241,6 +255,7 @@ enum outcome {
 struct request;
 int	 audit_open(const char *, char **);
 int	 audit_reopen(char **);
+int	 audit_switch(const char *, char **);
 void	 audit_close(void);
 int	 audit_write(const struct request *);
 
@@ -249,6 +264,7 @@ struct worker;
 struct listener {
 	TAILQ_ENTRY(listener)	 ln_entry;
 	struct worker		*ln_worker;
+	struct config		*ln_conf;	/* generation of ln_tenant */
 	struct tenant		*ln_tenant;
 	struct listen_addr	*ln_addr;
 	struct evhttp		*ln_http;
@@ -257,11 +273,20 @@ struct listener {
 	int			 ln_wildcard;
 	const char		**ln_names;	/* Host names accepted */
 	size_t			 ln_nnames;
+	int			 ln_retired;	/* not in the configuration
+						   in force: accepts no more */
+	size_t			 ln_nconns;	/* open client connections */
+	int			 ln_activated;	/* socket passed by systemd */
 };
 TAILQ_HEAD(listeners, listener);
 
-int	 server_init(void);
+int	 server_init(int);
+int	 server_activated(char **);
+int	 server_open(struct config *, const struct config *, char **);
+void	 server_activated_done(void);
 int	 server_start(struct worker *, struct config *, char **);
+int	 server_reconfigure(struct worker *, struct config *, char **);
+void	 server_sweep(evutil_socket_t, short, void *);
 void	 server_stop_accepting(struct worker *);
 void	 server_free(struct worker *);
 int	 server_local_name(struct evhttp_connection *, char *, size_t);
@@ -305,7 +330,7 @@ struct request {
 	TAILQ_ENTRY(request)	 req_done_entry;	/* to be ended */
 	enum request_state	 req_state;
 	struct worker		*req_worker;
-	struct listener		*req_listener;
+	struct config		*req_conf;	/* the generation it started in */
 	struct tenant		*req_tenant;
 	struct evhttp_request	*req_http;	/* NULL once handed back */
 	struct evhttp_connection *req_conn;	/* NULL once the client left */
@@ -353,6 +378,7 @@ void	 proxy_handle(struct evhttp_request *, void *);
 
 /* upstream.c */
 int	 upstream_init(struct worker *, struct config *, char **);
+void	 upstream_configure(struct worker *, const struct config *);
 void	 upstream_free(struct worker *);
 int	 upstream_start(struct request *, int, const struct upstream_cbs *,
 	    char **);
@@ -382,25 +408,34 @@ struct worker {
 	struct evbuffer		*w_scratch;	/* chunk staging */
 	struct evbuffer		*w_audit;	/* record formatting */
 	struct event		*w_shutdown_timer;
+	struct event		*w_sweep;	/* frees retired listeners */
 	int			 w_draining;	/* 1 stopping, 2 deadline passed */
 	uint64_t		 w_clients_refused;	/* past max_clients */
 	uint64_t		 w_header_timeouts;
 	uint64_t		 w_libevent_answers;	/* its own error pages */
 	uint32_t		 w_id_prefix;
 	uint64_t		 w_id_counter;
-	/* How the main thread talks to the worker. */
-	int			 w_ctl[2];	/* pipe: stop levels 1, 2 */
+	/* How the main thread talks to the worker, and back. */
+	int			 w_ctl[2];	/* pipe: WORKER_* bytes */
 	struct event		*w_control;	/* reads w_ctl[0] */
+	struct config *_Atomic	 w_next;	/* with WORKER_RECONFIGURE */
+	int			 w_report;	/* main's pipe: WORKER_ENDED, ... */
 	pthread_t		 w_thread;
 	int			 w_started;
-	void			(*w_done_cb)(struct worker *, void *);
-	void			*w_done_arg;
 };
 
+/* Bytes on a worker's control pipe, and on the main thread's report pipe. */
+#define WORKER_DRAIN		1	/* stop accepting, finish requests */
+#define WORKER_END_NOW		2	/* end what is still running */
+#define WORKER_RECONFIGURE	3	/* put w_next in force */
+#define WORKER_ENDED		1	/* reported: the loop ended */
+#define WORKER_SWITCHED		2	/* reported: w_next is in force */
+
 int	 worker_init(struct worker *, int, struct config *, char **);
-int	 worker_start(struct worker *, void (*)(struct worker *, void *),
-	    void *);
+int	 worker_start(struct worker *, int);
 void	 worker_stop(struct worker *, int);
+void	 worker_reconfigure(struct worker *, struct config *);
+void	 worker_release(struct worker *, struct config *);
 void	 worker_join(struct worker *);
 void	 worker_free(struct worker *);
 

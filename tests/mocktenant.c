@@ -36,6 +36,9 @@
  * Every response but X-Mock-Raw's carries X-Mock-Conn: K, the connection's
  * number.
  *
+ * --extra-keys FILE: more advanced keys accepted, one "ID KEY" per line
+ * (a reload test rotates through them).
+ *
  * Log lines (--log), in this key order, no spaces:
  *	{"event":"connection","conn":K}		at a connection's first request
  *	{"event":"request","conn":K,"method":..,"uri":..,"auth":..,
@@ -135,6 +138,7 @@ struct mock {
 	char			*key;
 	size_t			 keylen;
 	const char		*keyid;
+	char			*extra;		/* --extra-keys: "ID KEY" lines */
 	const char		*filesdir;
 	FILE			*log;
 	struct nonceset		 nonces;
@@ -192,8 +196,31 @@ usage(void)
 	    " --key-id ID --key-file FILE\n"
 	    "                  [--mode advanced|standard] [--port-file FILE]"
 	    " [--log FILE] [--files DIR]\n"
+	    "                  [--extra-keys FILE]\n"
 	    "       mocktenant --generate N\n");
 	exit(2);
+}
+
+/* A whole small text file, NUL-terminated, or NULL (said on stderr). */
+static char *
+file_slurp(const char *path)
+{
+	FILE	*f;
+	char	*buf;
+	size_t	 n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "mocktenant: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if ((buf = calloc(1, 1 << 16)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, (1 << 16) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
 }
 
 /* Parse a plain decimal number no larger than max. */
@@ -596,11 +623,38 @@ nonce_valid(const char *s)
 	return i == NONCE_LEN;
 }
 
+/* The key of id (--key-id, or a line of --extra-keys), or NULL. */
+static const char *
+key_find(struct mock *m, const char *id, size_t *len)
+{
+	const char	*p, *sp, *nl;
+	size_t		 idlen = strlen(id);
+
+	if (strcmp(id, m->keyid) == 0) {
+		*len = m->keylen;
+		return m->key;
+	}
+	for (p = m->extra; p != NULL && *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		sp = memchr(p, ' ', (size_t)(nl - p));
+		if (sp != NULL && (size_t)(sp - p) == idlen &&
+		    memcmp(p, id, idlen) == 0) {
+			*len = (size_t)(nl - sp - 1);
+			return sp + 1;
+		}
+		if (*nl == '\0')
+			break;
+	}
+	return NULL;
+}
+
 /* Check the vendor's auth headers; returns the reason for the log. */
 static const char *
 auth_check(struct mock *m, struct evkeyvalq *h)
 {
-	const char		*id, *nonce, *ts, *auth;
+	const char		*id, *nonce, *ts, *auth, *key;
+	size_t			 keylen;
 	struct evbuffer_iovec	 v[3];
 	char			 hex[65];
 	uint64_t		 t;
@@ -623,7 +677,7 @@ auth_check(struct mock *m, struct evkeyvalq *h)
 	ts = evhttp_find_header(h, "x-xdr-timestamp");
 	if (id == NULL || auth == NULL || nonce == NULL || ts == NULL)
 		return "missing";
-	if (strcmp(id, m->keyid) != 0)
+	if ((key = key_find(m, id, &keylen)) == NULL)
 		return "bad_id";
 	if (!nonce_valid(nonce))
 		return "bad_nonce";
@@ -631,8 +685,8 @@ auth_check(struct mock *m, struct evkeyvalq *h)
 	if (parse_u64(ts, INT64_MAX, &t) == -1 ||
 	    (int64_t)t > now + TS_WINDOW_MS || (int64_t)t < now - TS_WINDOW_MS)
 		return "stale";
-	v[0].iov_base = m->key;
-	v[0].iov_len = m->keylen;
+	v[0].iov_base = (void *)(uintptr_t)key;
+	v[0].iov_len = keylen;
 	v[1].iov_base = (void *)(uintptr_t)nonce;
 	v[1].iov_len = NONCE_LEN;
 	v[2].iov_base = (void *)(uintptr_t)ts;
@@ -1778,6 +1832,8 @@ mock_free(struct mock *m)
 		SSL_CTX_free(m->ctx);
 	m->ctx = NULL;
 	nonceset_free(&m->nonces);
+	free(m->extra);
+	m->extra = NULL;
 	if (m->key != NULL) {
 		OPENSSL_cleanse(m->key, m->keylen);
 		free(m->key);
@@ -1802,6 +1858,7 @@ main(int argc, char *argv[])
 		{ "log",	required_argument, NULL, 'L' },
 		{ "files",	required_argument, NULL, 'f' },
 		{ "generate",	required_argument, NULL, 'g' },
+		{ "extra-keys",	required_argument, NULL, 'E' },
 		{ NULL,		0,		   NULL, 0 }
 	};
 	struct mock			 m;
@@ -1853,6 +1910,10 @@ main(int argc, char *argv[])
 			break;
 		case 'g':
 			generate = optarg;
+			break;
+		case 'E':
+			if ((m.extra = file_slurp(optarg)) == NULL)
+				return 1;
 			break;
 		default:
 			usage();
