@@ -87,6 +87,52 @@ main_load_keys(struct config *cf, char **cause)
 	return 0;
 }
 
+/*
+ * What libcurl will be given for each tenant: the client certificate and
+ * its key (the key file checked like a key file, the pair matched), and
+ * every option, set once on a handle so that one libcurl refuses (say,
+ * pinning with a TLS library that cannot) is found by -t.
+ */
+static int
+main_check_tenants(struct config *cf, char **cause)
+{
+	struct tenant	*tn;
+	CURL		*easy;
+	CURLcode	 rc;
+	const char	*what;
+	char		*why;
+	int		 bad_key;
+
+	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
+		if (tn->tn_client_cert != NULL &&
+		    keystore_check_client(tn->tn_client_cert,
+		    tn->tn_client_key, &bad_key, &why) == -1) {
+			if (asprintf(cause, "%s:%d: %s %s", cf->cf_file,
+			    bad_key ? tn->tn_client_key_line :
+			    tn->tn_client_cert_line, bad_key ? "client_key" :
+			    "client_cert", why != NULL ? why :
+			    "out of memory") == -1)
+				*cause = NULL;
+			free(why);
+			return -1;
+		}
+		if ((easy = curl_easy_init()) == NULL) {
+			*cause = strdup("libcurl: out of memory");
+			return -1;
+		}
+		rc = upstream_tenant_setopt(easy, tn, cf, &what);
+		curl_easy_cleanup(easy);
+		if (rc != CURLE_OK) {
+			if (asprintf(cause, "%s:%d: [tenant %s]: libcurl refuses "
+			    "%s: %s", cf->cf_file, tn->tn_line, tn->tn_name,
+			    what, curl_easy_strerror(rc)) == -1)
+				*cause = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 main_open_audit(struct config *cf, char **cause)
 {
@@ -236,24 +282,27 @@ main(int argc, char *argv[])
 		free(cause);
 		return 1;
 	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("libcurl initialisation failed");
 	if (main_load_keys(cf, &cause) == -1 ||
+	    main_check_tenants(cf, &cause) == -1 ||
 	    main_open_audit(cf, &cause) == -1) {
 		fprintf(stderr, "%s\n", cause != NULL ? cause :
 		    "out of memory");
 		free(cause);
 		audit_close();
 		config_free(cf);
+		curl_global_cleanup();
 		return 1;
 	}
 	if (test) {
 		fprintf(stderr, "%s: configuration OK\n", file);
 		audit_close();
 		config_free(cf);
+		curl_global_cleanup();
 		return 0;
 	}
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		fatalx("libcurl initialisation failed");
 	if (server_init() == -1)
 		fatalx("out of memory");
 	memset(&ms, 0, sizeof(ms));

@@ -418,39 +418,15 @@ proxy_upstream_data(void *arg, const char *data, size_t n)
 	return n;
 }
 
-/* How libcurl errors look to the client. */
+/* How libcurl errors look to the client (upstream_classify decides). */
 static void
 proxy_upstream_error(struct request *req, CURLcode rc)
 {
-	const char	*detail = req->req_curl_error[0] != '\0' ?
-			    req->req_curl_error : curl_easy_strerror(rc);
+	struct upstream_failure	 uf;
 
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_CONNECT:
-		request_fail(req, 502, "upstream_unreachable", "%s", detail);
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		request_fail(req, 504, "upstream_timeout", "%s", detail);
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_USE_SSL_FAILED:
-		request_fail(req, 502, "upstream_tls", "%s", detail);
-		break;
-	default:
-		request_fail(req, 502, "upstream_error", "%s", detail);
-		break;
-	}
+	upstream_classify(req->req_xfer.ux_easy, req->req_tenant, rc,
+	    req->req_curl_error, &uf);
+	request_fail(req, uf.uf_status, uf.uf_code, "%s", uf.uf_message);
 }
 
 /* libcurl is done with the transfer (called outside libcurl callbacks). */
