@@ -448,6 +448,12 @@ upstream_tenant_setopt(CURL *easy, const struct tenant *tn,
 	if (tn->tn_egress_proxy != NULL) {
 		SETOPT("egress_proxy", CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
 		SETOPT("egress_proxy", CURLOPT_HTTPPROXYTUNNEL, 1L);
+		/*
+		 * The proxy's answer to the CONNECT is not the tenant's: by
+		 * default libcurl hands it to the header callback too, which
+		 * would start the client's reply with it.
+		 */
+		SETOPT("egress_proxy", CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	}
 	SETOPT("http2", CURLOPT_HTTP_VERSION, tn->tn_http2 ?
 	    (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
