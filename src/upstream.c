@@ -475,7 +475,7 @@ upstream_classify(CURL *easy, const struct tenant *tn, CURLcode rc,
 {
 	const char	*detail = errbuf != NULL && errbuf[0] != '\0' ? errbuf :
 			    curl_easy_strerror(rc);
-	long		 connect_code = 0;
+	long		 connect_code = 0, connects, status;
 
 	uf->uf_status = 502;
 	if (tn->tn_egress_used)
@@ -523,13 +523,31 @@ upstream_classify(CURL *easy, const struct tenant *tn, CURLcode rc,
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
 		/*
-		 * With TLS 1.3 a server's refusal of the client certificate
-		 * (or of its absence) arrives as an alert after the handshake,
-		 * on the first read: a TLS failure all the same.
+		 * Under TLS 1.3 a server refuses a client certificate (or its
+		 * absence) after the client's side of the handshake is done:
+		 * the alert, or only the reset that follows it, comes with the
+		 * first write or read. An error there on a connection this
+		 * transfer opened, before any answer, is a TLS refusal.
 		 */
-		uf->uf_code = strstr(detail, "SSL") != NULL &&
-		    strstr(detail, "alert") != NULL ? "upstream_tls" :
-		    "upstream_error";
+		connects = 0;
+		status = 0;
+		curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		if (strstr(detail, "alert") != NULL && strstr(detail, "SSL") !=
+		    NULL) {
+			uf->uf_code = "upstream_tls";
+			break;
+		}
+		if (connects > 0 && status == 0) {
+			uf->uf_code = "upstream_tls";
+			snprintf(uf->uf_message, sizeof(uf->uf_message), "%s: "
+			    "the tenant ended the connection right after the "
+			    "TLS handshake, as one does that refuses the client "
+			    "certificate%s", detail, tn->tn_client_cert == NULL ?
+			    " (none is set: client_cert, client_key)" : "");
+			return;
+		}
+		uf->uf_code = "upstream_error";
 		break;
 	default:
 		uf->uf_code = "upstream_error";
