@@ -35,9 +35,11 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: xdrproxy [-tv] [-c file]\n"
+	    "       xdrproxy -t --live [-c file]\n"
 	    "       xdrproxy --version | -h\n"
 	    "  -c file    configuration file (default %s)\n"
 	    "  -t         check the configuration and key files, then exit\n"
+	    "  --live     with -t: also call each tenant's healthcheck, signed\n"
 	    "  -v         log more (debug)\n"
 	    "  -h         this help\n"
 	    "  --version  print the version\n", DEFAULT_CONFIG);
@@ -234,6 +236,7 @@ main(int argc, char *argv[])
 	static const struct option	 longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "live", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct config			*cf;
@@ -243,7 +246,7 @@ main(int argc, char *argv[])
 					    SIGUSR1 };
 	const char			*file = DEFAULT_CONFIG;
 	char				*cause = NULL;
-	int				 ch, test = 0, verbose = 0, i;
+	int				 ch, test = 0, live = 0, verbose = 0, i;
 
 	while ((ch = getopt_long(argc, argv, "c:htvV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -262,12 +265,20 @@ main(int argc, char *argv[])
 		case 'V':
 			version();
 			return 0;
+		case 'L':
+			live = 1;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
 	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (live && !test) {
+		fprintf(stderr, "xdrproxy: --live goes with -t\n");
 		usage(stderr);
 		return 2;
 	}
@@ -297,10 +308,12 @@ main(int argc, char *argv[])
 	}
 	if (test) {
 		fprintf(stderr, "%s: configuration OK\n", file);
+		/* One signed call per tenant; any failure fails -t. */
+		i = live ? live_check(cf) : 0;
 		audit_close();
 		config_free(cf);
 		curl_global_cleanup();
-		return 0;
+		return i == 0 ? 0 : 1;
 	}
 
 	if (server_init() == -1)

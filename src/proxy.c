@@ -316,6 +316,25 @@ proxy_status_line(struct request *req, const char *line, size_t len)
 }
 
 /*
+ * The tenant's Date: its clock against ours (clock.c), on every answer;
+ * a warning when it is more than a minute off, once per tenant per 10
+ * minutes.
+ */
+static void
+proxy_upstream_date(struct request *req, const char *value)
+{
+	struct tenant	*tn = req->req_tenant;
+	int64_t		 skew;
+	char		 s[32];
+
+	if (clock_observe(tn, value, &skew) != 1)
+		return;
+	clock_format(s, sizeof(s), skew);
+	log_warnx("tenant %s: the tenant's clock differs from ours by %s; it "
+	    "rejects requests more than about 5 minutes off", tn->tn_name, s);
+}
+
+/*
  * libcurl's header callback: one line of the tenant's response at a time.
  * Interim (1xx) blocks are skipped; the final block's headers are copied to
  * the client's response minus hop-by-hop ones; the blank line ends it.
@@ -376,6 +395,9 @@ proxy_upstream_header(void *arg, const char *line, size_t n)
 		proxy_upstream_length(req, value);
 	else if (strcasecmp(name, "Transfer-Encoding") == 0)
 		req->req_up_te = 1;
+	else if (strcasecmp(name, "Date") == 0 &&
+	    req->req_upstream_status >= 200)
+		proxy_upstream_date(req, value);
 	/* evhttp refuses values with CR or LF; control bytes do not pass. */
 	if (filter_header_value_ok(value))
 		evhttp_add_header(out, name, value);

@@ -182,6 +182,18 @@ int		 config_parse_listen(const char *, struct listen_addr *,
 		    char **);
 int		 config_noproxy_match(const char *, const char *);
 
+/* clock.c */
+#define CLOCK_SKEW_WARN_MS	(60 * 1000)	/* the tenant allows ~5 min */
+int	 clock_parse_date(const char *, int64_t *);
+int64_t	 clock_skew_ms(int64_t, int64_t);
+int	 clock_record(struct tenant *, int64_t, int64_t);
+int	 clock_skew_get(const struct tenant *, int64_t *);
+void	 clock_format(char *, size_t, int64_t);
+int	 clock_observe(struct tenant *, const char *, int64_t *);
+
+/* live.c */
+int	 live_check(struct config *);
+
 /* sign.c */
 struct signer {
 	void		*sg_md;		/* EVP_MD, fetched once */

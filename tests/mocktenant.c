@@ -44,6 +44,8 @@
  *	--client-ca FILE	require a client certificate issued by a CA in
  *				FILE (mutual TLS); its subject is logged
  *	--tls-max 1.2		offer TLS 1.2 at most (1.3 otherwise)
+ *	--healthcheck-status N	the healthcheck answers N with the vendor's
+ *				error object (for xdrproxy -t --live)
  *
  * Log lines (--log), in this key order, no spaces:
  *	{"event":"connection","conn":K}		at a connection's first request
@@ -153,6 +155,7 @@ struct mock {
 	struct job		*jobs;		/* all live jobs */
 	int			 stopping;
 	int			 client_ca;	/* --client-ca: mutual TLS */
+	int			 hc_status;	/* --healthcheck-status, or 0 */
 };
 
 /* --date-offset, in ms: the tenant's clock minus the real one. */
@@ -209,6 +212,7 @@ usage(void)
 	    " [--log FILE] [--files DIR]\n"
 	    "                  [--date-offset SECONDS] [--client-ca FILE]"
 	    " [--tls-max 1.2]\n"
+	    "                  [--healthcheck-status N]\n"
 	    "       mocktenant --generate N\n");
 	exit(2);
 }
@@ -1483,6 +1487,11 @@ req_act(struct mock *m, struct conn *c, struct evhttp_request *req,
 	}
 	if (uri_is_healthcheck(req) &&
 	    evhttp_find_header(in, "X-Mock-Echo") == NULL) {
+		if (m->hc_status != 0) {
+			reply_error(req, m->hc_status, "mock healthcheck error",
+			    1);
+			return;
+		}
 		reply_text(req, 200, "application/json",
 		    "{\"status\":\"available\"}");
 		return;
@@ -1884,6 +1893,7 @@ main(int argc, char *argv[])
 		{ "date-offset", required_argument, NULL, 'D' },
 		{ "client-ca",	required_argument, NULL, 'C' },
 		{ "tls-max",	required_argument, NULL, 'T' },
+		{ "healthcheck-status", required_argument, NULL, 'H' },
 		{ NULL,		0,		   NULL, 0 }
 	};
 	struct mock			 m;
@@ -1894,6 +1904,7 @@ main(int argc, char *argv[])
 	const char			*generate = NULL, *client_ca = NULL;
 	char				*end;
 	long long			 offset;
+	uint64_t			 hc;
 	int				 ch, rc = 1, tls_max_12 = 0;
 
 	memset(&m, 0, sizeof(m));
@@ -1959,6 +1970,14 @@ main(int argc, char *argv[])
 				usage();
 			}
 			tls_max_12 = 1;
+			break;
+		case 'H':
+			if (parse_u64(optarg, 599, &hc) == -1 || hc < 200) {
+				fprintf(stderr, "mocktenant: bad "
+				    "--healthcheck-status: %s\n", optarg);
+				usage();
+			}
+			m.hc_status = (int)hc;
 			break;
 		default:
 			usage();
