@@ -37,7 +37,10 @@ EOF
 		: > "$TP_LOG"
 		tinyproxy -d -c "$T/tinyproxy.conf" 2> "$T/tinyproxy.err" &
 		TP_PID=$!
-		if wait_for 10 tp_ready; then
+		# Listening, or gone (its port was taken after all).
+		wait_for 10 tp_settled
+		if kill -0 "$TP_PID" 2>/dev/null &&
+		    (exec 3<>"/dev/tcp/127.0.0.1/$TP_PORT") 2>/dev/null; then
 			PIDS+=("$TP_PID")
 			return 0
 		fi
@@ -46,9 +49,9 @@ EOF
 	done
 	echo "tinyproxy did not start:"; cat "$T/tinyproxy.err" "$TP_LOG"; exit 99
 }
-# Listening, and still the process we started.
-tp_ready() {
-	kill -0 "$TP_PID" 2>/dev/null &&
+# The tinyproxy we started listens, or has exited.
+tp_settled() {
+	! kill -0 "$TP_PID" 2>/dev/null ||
 	    (exec 3<>"/dev/tcp/127.0.0.1/$TP_PORT") 2>/dev/null
 }
 stop_tinyproxy() {
