@@ -34,18 +34,28 @@ clock_skew_ms(int64_t date_s, int64_t local_ms)
 }
 
 /*
- * Keep the latest skew of tenant tn. Returns 1 when a warning is due: the
- * skew is over CLOCK_SKEW_WARN_MS either way and none was given for this
- * tenant in the last 10 minutes (mono_ms: a monotonic clock, in ms).
+ * Keep the latest skew of tenant tn, to 100 ms. Returns 1 when a warning
+ * is due: the skew is over CLOCK_SKEW_WARN_MS either way and none was
+ * given for this tenant in the last 10 minutes (mono_ms: a monotonic
+ * clock, in ms).
  * Workers call this at once; one of them wins the warning.
  */
 int
 clock_record(struct tenant *tn, int64_t skew_ms, int64_t mono_ms)
 {
-	int64_t	 last;
+	int64_t	 last, old;
 
-	atomic_store(&tn->tn_skew_ms, skew_ms);
-	atomic_store(&tn->tn_skew_known, 1);
+	/*
+	 * Every worker passes here on every answer: write the shared line
+	 * only when the skew moved by 100 ms or more, so that steady answers
+	 * only read it.
+	 */
+	old = atomic_load(&tn->tn_skew_ms);
+	if (!atomic_load(&tn->tn_skew_known) || old - skew_ms >= 100 ||
+	    skew_ms - old >= 100) {
+		atomic_store(&tn->tn_skew_ms, skew_ms);
+		atomic_store(&tn->tn_skew_known, 1);
+	}
 	if (skew_ms <= CLOCK_SKEW_WARN_MS && skew_ms >= -CLOCK_SKEW_WARN_MS)
 		return 0;
 	if (mono_ms == 0)

@@ -67,6 +67,11 @@ test_record(void)
 	CHECK(clock_record(tn, 60000, mono) == 0);
 	CHECK(clock_skew_get(tn, &ms) == 0 && ms == 60000);
 	CHECK(clock_record(tn, -60000, mono) == 0);
+	/* Moves under 100 ms are not written (the line stays shared). */
+	CHECK(clock_record(tn, -59950, mono) == 0);
+	CHECK(clock_skew_get(tn, &ms) == 0 && ms == -60000);
+	CHECK(clock_record(tn, -59900, mono) == 0);
+	CHECK(clock_skew_get(tn, &ms) == 0 && ms == -59900);
 	/* Over: one warning, then none for 10 minutes, either way. */
 	CHECK(clock_record(tn, 60001, mono) == 1);
 	CHECK(clock_skew_get(tn, &ms) == 0 && ms == 60001);
