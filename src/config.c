@@ -314,6 +314,12 @@ static int	config_check_connect_to(struct config_parse *, const char *,
 		    const char *);
 static int	config_check_allow_path(struct config_parse *, const char *,
 		    const char *);
+static int	config_check_egress_proxy(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_no_proxy(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_pinned_pubkey(struct config_parse *,
+		    const char *, const char *);
 
 static const struct config_key config_proxy_keys[] = {
 	{ "audit_log", CT_PATH, CF(cf_audit_log, char *),
@@ -353,11 +359,17 @@ static const struct config_key config_proxy_keys[] = {
 	    .ck_min = 0, .ck_max = 100000 },
 	{ "workers", CT_INT, CF(cf_workers, int),
 	    .ck_min = 1, .ck_max = CONFIG_MAX_WORKERS, .ck_flags = CK_AUTO },
+	{ "egress_proxy", CT_STRING, CF(cf_egress_proxy, char *),
+	    .ck_check = config_check_egress_proxy },
+	{ "no_proxy", CT_STRING, CF(cf_no_proxy, char *),
+	    .ck_check = config_check_no_proxy },
 	{ .ck_name = NULL }
 };
 
 /* In the order of enum key_type. */
 static const char *const config_key_types[] = { "advanced", "standard", NULL };
+/* In the order of enum tls_min. */
+static const char *const config_tls_versions[] = { "1.2", "1.3", NULL };
 
 static const struct config_key config_tenant_keys[] = {
 	{ "listen", CT_LISTEN, TN(tn_listens, struct listen_addrs),
@@ -379,6 +391,16 @@ static const struct config_key config_tenant_keys[] = {
 	{ "allow_path", CT_STRLIST, TN(tn_allow_paths, struct strlist),
 	    .ck_flags = CK_REPEAT, .ck_check = config_check_allow_path },
 	{ "http2", CT_BOOL, TN(tn_http2, int), .ck_flags = 0 },
+	{ "egress_proxy", CT_STRING, TN(tn_egress_proxy, char *),
+	    .ck_check = config_check_egress_proxy },
+	{ "no_proxy", CT_STRING, TN(tn_no_proxy, char *),
+	    .ck_check = config_check_no_proxy },
+	{ "pinned_pubkey", CT_STRING, TN(tn_pinned_pubkey, char *),
+	    .ck_check = config_check_pinned_pubkey },
+	{ "tls_min_version", CT_ENUM, TN(tn_tls_min, enum tls_min),
+	    .ck_names = config_tls_versions },
+	{ "client_cert", CT_PATH, TN(tn_client_cert, char *), .ck_flags = 0 },
+	{ "client_key", CT_PATH, TN(tn_client_key, char *), .ck_flags = 0 },
 	{ .ck_name = NULL }
 };
 
@@ -389,6 +411,7 @@ _Static_assert(nitems(config_tenant_keys) - 1 <=
     nitems(((struct tenant *)0)->tn_seen), "tn_seen too small");
 /* CT_ENUM stores an int. */
 _Static_assert(sizeof(enum key_type) == sizeof(int), "enum not int-sized");
+_Static_assert(sizeof(enum tls_min) == sizeof(int), "enum not int-sized");
 
 /* The line a setting was (last) set on, 0 if it was not. */
 static int
@@ -489,6 +512,170 @@ config_check_allow_path(struct config_parse *cp, const char *name,
 		}
 	}
 	return 0;
+}
+
+/*
+ * egress_proxy: "http://host:port" (a trailing '/' allowed) or "none".
+ * Credentials in the URL are refused without quoting the value, so that
+ * a password never reaches -t's output or a log.
+ */
+static int
+config_check_egress_proxy(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	struct in6_addr	 in6;
+	char		 host[256];
+	const char	*auth, *colon, *end;
+	size_t		 len;
+
+	if (strcmp(value, "none") == 0)
+		return 0;
+	if (strchr(value, '@') != NULL) {
+		config_error(cp, cp->cp_line, "%s: user:password@ in the URL "
+		    "is not supported (it would be shown in messages); use a "
+		    "proxy that admits xdrproxy's address", name);
+		return -1;
+	}
+	if (strncasecmp(value, "https://", 8) == 0) {
+		config_error(cp, cp->cp_line, "%s: https:// proxies are not "
+		    "supported: give http://host:port (TLS to the tenant runs "
+		    "end to end through the proxy's CONNECT tunnel)", name);
+		return -1;
+	}
+	if (strncasecmp(value, "http://", 7) != 0)
+		goto bad;
+	auth = value + 7;
+	len = strlen(auth);
+	if (len > 0 && auth[len - 1] == '/')
+		len--;
+	end = auth + len;
+	if (memchr(auth, '/', len) != NULL || memchr(auth, '?', len) != NULL ||
+	    memchr(auth, '#', len) != NULL)
+		goto bad;
+	if (auth[0] == '[') {
+		if ((colon = memchr(auth, ']', len)) == NULL ||
+		    colon[1] != ':' || (size_t)(colon - auth - 1) >=
+		    sizeof(host))
+			goto bad;
+		memcpy(host, auth + 1, (size_t)(colon - auth - 1));
+		host[colon - auth - 1] = '\0';
+		if (inet_pton(AF_INET6, host, &in6) != 1)
+			goto bad;
+		colon++;
+	} else {
+		for (colon = end; colon > auth && colon[-1] != ':'; colon--)
+			;
+		if (colon == auth || (size_t)(colon - auth - 1) >=
+		    sizeof(host))
+			goto bad;
+		colon--;
+		memcpy(host, auth, (size_t)(colon - auth));
+		host[colon - auth] = '\0';
+		if (!config_valid_hostname(host))
+			goto bad;
+	}
+	/* colon points at ':'; the port runs to end. */
+	len = (size_t)(end - colon - 1);
+	if (len == 0 || len > 5 || strspn(colon + 1, "0123456789") < len ||
+	    atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+		goto bad;
+	return 0;
+bad:
+	config_error(cp, cp->cp_line, "%s: expected http://host:port or none, "
+	    "not '%s'", name, value);
+	return -1;
+}
+
+/*
+ * no_proxy: libcurl's list (host names, domains with or without a leading
+ * '.', addresses, CIDR ranges, or "*"), separated by ',' or blanks.
+ */
+static int
+config_check_no_proxy(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789.-_:*/[], ") != strlen(value) ||
+	    strspn(value, ", ") == strlen(value)) {
+		config_error(cp, cp->cp_line, "%s: expected host names, "
+		    "domains, addresses or *, separated by commas, not '%s'",
+		    name, value);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Whether the no_proxy list spares host, by libcurl's rules for names
+ * (its noproxy.c): "*" alone matches everything; an entry matches the
+ * name itself and every name under it, with or without a leading '.'.
+ * Address and CIDR entries never match a name. libcurl decides the route;
+ * this only tells xdrproxy whether a failure was the proxy's.
+ */
+int
+config_noproxy_match(const char *list, const char *host)
+{
+	const char	*p = list, *tok;
+	size_t		 hlen = strlen(host), tlen;
+
+	if (hlen > 0 && host[hlen - 1] == '.')
+		hlen--;
+	p += strspn(p, " ");
+	tlen = strcspn(p, " ");
+	if (tlen == 1 && p[0] == '*' && p[1 + strspn(p + 1, " ")] == '\0')
+		return 1;
+	for (p = list; *p != '\0'; p += tlen) {
+		p += strspn(p, ", ");
+		tok = p;
+		tlen = strcspn(p, ", ");
+		if (tlen == 0)
+			break;
+		if (tok[tlen - 1] == '.')
+			tlen--;
+		if (tlen > 0 && tok[0] == '.') {
+			tok++;
+			tlen--;
+		}
+		if (tlen == 0) {
+			tlen = strcspn(p, ", ");
+			continue;
+		}
+		if (tlen == hlen && strncasecmp(tok, host, hlen) == 0)
+			return 1;
+		if (tlen < hlen && host[hlen - tlen - 1] == '.' &&
+		    strncasecmp(tok, host + hlen - tlen, tlen) == 0)
+			return 1;
+		tlen = strcspn(p, ", ");
+	}
+	return 0;
+}
+
+/* pinned_pubkey: sha256//BASE64 of a 32-byte digest, ';'-separated. */
+static int
+config_check_pinned_pubkey(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	static const char	 b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char		*p = value;
+	size_t			 len;
+
+	for (;;) {
+		len = strcspn(p, ";");
+		/* 32 bytes: 43 characters and one '=' of padding. */
+		if (len != 8 + 44 || strncmp(p, "sha256//", 8) != 0 ||
+		    strspn(p + 8, b64) != 43 || p[8 + 43] != '=' ||
+		    strchr("AEIMQUYcgkosw048", p[8 + 42]) == NULL) {
+			config_error(cp, cp->cp_line, "%s: expected "
+			    "sha256//BASE64 (the base64 SHA-256 of the "
+			    "tenant's public key; several separated by ';'), "
+			    "not '%s'", name, value);
+			return -1;
+		}
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
 }
 
 /* Store a copy of value in *dst, replacing what was there. */
@@ -856,6 +1043,11 @@ tenant_free(struct tenant *tn)
 	free(tn->tn_key_file);
 	free(tn->tn_ca_file);
 	free(tn->tn_connect_to);
+	free(tn->tn_egress_proxy);
+	free(tn->tn_no_proxy);
+	free(tn->tn_pinned_pubkey);
+	free(tn->tn_client_cert);
+	free(tn->tn_client_key);
 	free(tn);
 }
 
@@ -872,6 +1064,8 @@ config_free(struct config *cf)
 	}
 	free(cf->cf_file);
 	free(cf->cf_audit_log);
+	free(cf->cf_egress_proxy);
+	free(cf->cf_no_proxy);
 	free(cf);
 }
 
@@ -932,6 +1126,55 @@ config_connect_to(struct tenant *tn)
 	return 0;
 }
 
+/* client_cert and client_key: both or neither (their files: main.c). */
+static int
+config_validate_tls(struct config_parse *cp, struct tenant *tn)
+{
+	tn->tn_client_cert_line = config_key_line(config_tenant_keys,
+	    tn->tn_seen, "client_cert");
+	tn->tn_client_key_line = config_key_line(config_tenant_keys,
+	    tn->tn_seen, "client_key");
+	if ((tn->tn_client_cert == NULL) != (tn->tn_client_key == NULL)) {
+		config_error(cp, tn->tn_client_cert != NULL ?
+		    tn->tn_client_cert_line : tn->tn_client_key_line,
+		    "%s needs %s as well: a client certificate and its key go "
+		    "together", tn->tn_client_cert != NULL ? "client_cert" :
+		    "client_key", tn->tn_client_cert != NULL ? "client_key" :
+		    "client_cert");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The tenant's egress proxy and no_proxy: its own, else [proxy]'s; "none"
+ * means direct. tn_egress_used says whether the proxy applies to tn_host.
+ */
+static int
+config_validate_egress(struct config_parse *cp, struct tenant *tn)
+{
+	struct config	*cf = cp->cp_conf;
+
+	if (tn->tn_egress_proxy == NULL && cf->cf_egress_proxy != NULL &&
+	    (tn->tn_egress_proxy = strdup(cf->cf_egress_proxy)) == NULL)
+		goto nomem;
+	if (tn->tn_no_proxy == NULL && cf->cf_no_proxy != NULL &&
+	    (tn->tn_no_proxy = strdup(cf->cf_no_proxy)) == NULL)
+		goto nomem;
+	if (tn->tn_egress_proxy != NULL &&
+	    strcmp(tn->tn_egress_proxy, "none") == 0) {
+		free(tn->tn_egress_proxy);
+		tn->tn_egress_proxy = NULL;
+	}
+	tn->tn_egress_used = tn->tn_egress_proxy != NULL &&
+	    (tn->tn_no_proxy == NULL ||
+	    !config_noproxy_match(tn->tn_no_proxy, tn->tn_host));
+	return 0;
+nomem:
+	config_error(cp, cp->cp_line, "out of memory");
+	return -1;
+}
+
 /* Required keys, defaults and cross-tenant checks after parsing. */
 static int
 config_validate(struct config_parse *cp)
@@ -988,6 +1231,9 @@ config_validate(struct config_parse *cp)
 		}
 		if (tn->tn_connect_to != NULL && config_connect_to(tn) == -1)
 			goto nomem;
+		if (config_validate_tls(cp, tn) == -1 ||
+		    config_validate_egress(cp, tn) == -1)
+			return -1;
 		/* Two listeners on one address: in this tenant or another. */
 		TAILQ_FOREACH(la, &tn->tn_listens, la_entry) {
 			for (tn2 = TAILQ_FIRST(&cf->cf_tenants); tn2 != NULL;

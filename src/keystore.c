@@ -4,7 +4,9 @@
  * Each key lives in its own anonymous mapping, locked in memory when the
  * memlock limit allows and excluded from core dumps, and is wiped when
  * freed. (OpenSSL's secure heap is not used: TLS handshakes draw on it
- * too, and a small one runs dry under load.)
+ * too, and a small one runs dry under load.) A client certificate's key
+ * (mutual TLS) is read by libcurl itself; its file gets the same checks,
+ * and OpenSSL checks here that it matches the certificate.
  */
 #include "config.h"
 
@@ -19,6 +21,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "xdrproxy.h"
 
@@ -46,6 +51,42 @@ keystore_alloc(struct key *k, size_t len)
 }
 
 /*
+ * The rules for a file holding a secret, on an open fd: a regular file
+ * owned by us or root, no group or other permissions. 0, or -1 and *cause.
+ */
+static int
+keystore_check_fd(int fd, const char *path, char **cause)
+{
+	struct stat	 st;
+
+	if (fstat(fd, &st) == -1) {
+		if (asprintf(cause, "%s: %s", path, strerror(errno)) == -1)
+			*cause = NULL;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		if (asprintf(cause, "%s: not a regular file", path) == -1)
+			*cause = NULL;
+		return -1;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		if (asprintf(cause, "%s: owned by uid %u; must be owned by "
+		    "uid %u (the user running xdrproxy) or root", path,
+		    (unsigned)st.st_uid, (unsigned)geteuid()) == -1)
+			*cause = NULL;
+		return -1;
+	}
+	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+		if (asprintf(cause, "%s: mode %04o lets group or others read "
+		    "or write it; chmod 600 it", path,
+		    (unsigned)(st.st_mode & 07777)) == -1)
+			*cause = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Read and check the key file at path. On success *out holds the key and 0
  * is returned; otherwise -1 and *cause says why (never quoting the key).
  */
@@ -53,7 +94,6 @@ int
 keystore_load(const char *path, struct key **out, char **cause)
 {
 	char		 buf[KEY_MAX + 2];
-	struct stat	 st;
 	struct key	*k = NULL;
 	ssize_t		 n;
 	size_t		 len = 0, i;
@@ -67,30 +107,8 @@ keystore_load(const char *path, struct key **out, char **cause)
 			*cause = NULL;
 		return -1;
 	}
-	if (fstat(fd, &st) == -1) {
-		if (asprintf(cause, "%s: %s", path, strerror(errno)) == -1)
-			*cause = NULL;
+	if (keystore_check_fd(fd, path, cause) == -1)
 		goto done;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		if (asprintf(cause, "%s: not a regular file", path) == -1)
-			*cause = NULL;
-		goto done;
-	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		if (asprintf(cause, "%s: owned by uid %u; must be owned by "
-		    "uid %u (the user running xdrproxy) or root", path,
-		    (unsigned)st.st_uid, (unsigned)geteuid()) == -1)
-			*cause = NULL;
-		goto done;
-	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		if (asprintf(cause, "%s: mode %04o lets group or others read "
-		    "or write it; chmod 600 it", path,
-		    (unsigned)(st.st_mode & 07777)) == -1)
-			*cause = NULL;
-		goto done;
-	}
 	for (;;) {
 		n = read(fd, buf + len, sizeof(buf) - len);
 		if (n == -1 && errno == EINTR)
@@ -161,4 +179,79 @@ keystore_free(struct key *k)
 		munmap(k->k_data, k->k_size);
 	}
 	free(k);
+}
+
+/* PEM passphrase callback: refuse, and note that one was asked for. */
+static int
+keystore_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	*(int *)arg = 1;
+	return -1;
+}
+
+/*
+ * A client certificate (PEM) and its unencrypted key: the key file is
+ * checked like a key file, both must parse and the key must match the
+ * certificate. On failure, -1 with *cause, and *bad_key 1 if the key file
+ * is at fault (0: the certificate). Never quotes the key.
+ */
+int
+keystore_check_client(const char *cert, const char *key, int *bad_key,
+    char **cause)
+{
+	X509		*x = NULL;
+	EVP_PKEY	*pk = NULL;
+	BIO		*bio = NULL;
+	int		 fd, asked = 0, rc = -1;
+
+	*cause = NULL;
+	*bad_key = 0;
+	if ((bio = BIO_new_file(cert, "r")) == NULL) {
+		if (asprintf(cause, "%s: %s", cert, strerror(errno)) == -1)
+			*cause = NULL;
+		goto done;
+	}
+	if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
+		if (asprintf(cause, "%s: no PEM certificate in it", cert) == -1)
+			*cause = NULL;
+		goto done;
+	}
+	BIO_free(bio);
+	bio = NULL;
+	*bad_key = 1;
+	fd = open(key, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		if (asprintf(cause, "%s: %s", key, strerror(errno)) == -1)
+			*cause = NULL;
+		goto done;
+	}
+	if (keystore_check_fd(fd, key, cause) == -1 ||
+	    (bio = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
+		close(fd);
+		if (*cause == NULL && asprintf(cause, "%s: out of memory",
+		    key) == -1)
+			*cause = NULL;
+		goto done;
+	}
+	if ((pk = PEM_read_bio_PrivateKey(bio, NULL, keystore_no_passphrase,
+	    &asked)) == NULL) {
+		if (asprintf(cause, asked ? "%s: the key is encrypted; "
+		    "xdrproxy needs it unencrypted (its file mode protects it)" :
+		    "%s: no PEM private key in it", key) == -1)
+			*cause = NULL;
+		goto done;
+	}
+	if (X509_check_private_key(x, pk) != 1) {
+		if (asprintf(cause, "%s: does not match the certificate in %s",
+		    key, cert) == -1)
+			*cause = NULL;
+		goto done;
+	}
+	rc = 0;
+done:
+	ERR_clear_error();
+	EVP_PKEY_free(pk);
+	X509_free(x);
+	BIO_free(bio);
+	return rc;
 }

@@ -36,9 +36,11 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: xdrproxy [-tv] [-c file]\n"
+	    "       xdrproxy -t --live [-c file]\n"
 	    "       xdrproxy --version | -h\n"
 	    "  -c file    configuration file (default %s)\n"
 	    "  -t         check the configuration and key files, then exit\n"
+	    "  --live     with -t: also call each tenant's healthcheck, signed\n"
 	    "  -v         log more (debug)\n"
 	    "  -h         this help\n"
 	    "  --version  print the version\n", DEFAULT_CONFIG);
@@ -88,6 +90,52 @@ main_load_keys(struct config *cf, char **cause)
 	return 0;
 }
 
+/*
+ * What libcurl will be given for each tenant: the client certificate and
+ * its key (the key file checked like a key file, the pair matched), and
+ * every option, set once on a handle so that one libcurl refuses (say,
+ * pinning with a TLS library that cannot) is found by -t.
+ */
+static int
+main_check_tenants(struct config *cf, char **cause)
+{
+	struct tenant	*tn;
+	CURL		*easy;
+	CURLcode	 rc;
+	const char	*what;
+	char		*why;
+	int		 bad_key;
+
+	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
+		if (tn->tn_client_cert != NULL &&
+		    keystore_check_client(tn->tn_client_cert,
+		    tn->tn_client_key, &bad_key, &why) == -1) {
+			if (asprintf(cause, "%s:%d: %s %s", cf->cf_file,
+			    bad_key ? tn->tn_client_key_line :
+			    tn->tn_client_cert_line, bad_key ? "client_key" :
+			    "client_cert", why != NULL ? why :
+			    "out of memory") == -1)
+				*cause = NULL;
+			free(why);
+			return -1;
+		}
+		if ((easy = curl_easy_init()) == NULL) {
+			*cause = strdup("libcurl: out of memory");
+			return -1;
+		}
+		rc = upstream_tenant_setopt(easy, tn, cf, &what);
+		curl_easy_cleanup(easy);
+		if (rc != CURLE_OK) {
+			if (asprintf(cause, "%s:%d: [tenant %s]: libcurl refuses "
+			    "%s: %s", cf->cf_file, tn->tn_line, tn->tn_name,
+			    what, curl_easy_strerror(rc)) == -1)
+				*cause = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Read and check a configuration and its keys, as -t does. */
 static struct config *
 main_config_new(const char *file, char **cause)
@@ -96,7 +144,8 @@ main_config_new(const char *file, char **cause)
 
 	if ((cf = config_load(file, cause)) == NULL)
 		return NULL;
-	if (main_load_keys(cf, cause) == -1) {
+	if (main_load_keys(cf, cause) == -1 ||
+	    main_check_tenants(cf, cause) == -1) {
 		config_free(cf);
 		return NULL;
 	}
@@ -288,6 +337,7 @@ main(int argc, char *argv[])
 	static const struct option	 longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "live", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct config			*cf;
@@ -297,7 +347,7 @@ main(int argc, char *argv[])
 					    SIGUSR1 };
 	const char			*file = DEFAULT_CONFIG;
 	char				*cause = NULL;
-	int				 ch, test = 0, verbose = 0, i;
+	int				 ch, test = 0, live = 0, verbose = 0, i;
 
 	while ((ch = getopt_long(argc, argv, "c:htvV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -316,6 +366,9 @@ main(int argc, char *argv[])
 		case 'V':
 			version();
 			return 0;
+		case 'L':
+			live = 1;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -325,11 +378,18 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	if (live && !test) {
+		fprintf(stderr, "xdrproxy: --live goes with -t\n");
+		usage(stderr);
+		return 2;
+	}
 
 	main_harden();
 	signal(SIGPIPE, SIG_IGN);
 	log_init(verbose);
 
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("libcurl initialisation failed");
 	if ((cf = main_config_new(file, &cause)) == NULL ||
 	    main_open_audit(cf, &cause) == -1) {
 		fprintf(stderr, "%s\n", cause != NULL ? cause :
@@ -337,17 +397,19 @@ main(int argc, char *argv[])
 		free(cause);
 		audit_close();
 		config_free(cf);
+		curl_global_cleanup();
 		return 1;
 	}
 	if (test) {
 		fprintf(stderr, "%s: configuration OK\n", file);
+		/* One signed call per tenant; any failure fails -t. */
+		i = live ? live_check(cf) : 0;
 		audit_close();
 		config_free(cf);
-		return 0;
+		curl_global_cleanup();
+		return i == 0 ? 0 : 1;
 	}
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		fatalx("libcurl initialisation failed");
 	if (server_init(cf->cf_workers) == -1)
 		fatalx("out of memory");
 	if (server_activated(&cause) == -1 ||

@@ -316,6 +316,25 @@ proxy_status_line(struct request *req, const char *line, size_t len)
 }
 
 /*
+ * The tenant's Date: its clock against ours (clock.c), on every answer;
+ * a warning when it is more than a minute off, once per tenant per 10
+ * minutes.
+ */
+static void
+proxy_upstream_date(struct request *req, const char *value)
+{
+	struct tenant	*tn = req->req_tenant;
+	int64_t		 skew;
+	char		 s[32];
+
+	if (clock_observe(tn, value, &skew) != 1)
+		return;
+	clock_format(s, sizeof(s), skew);
+	log_warnx("tenant %s: the tenant's clock differs from ours by %s; it "
+	    "rejects requests more than about 5 minutes off", tn->tn_name, s);
+}
+
+/*
  * libcurl's header callback: one line of the tenant's response at a time.
  * Interim (1xx) blocks are skipped; the final block's headers are copied to
  * the client's response minus hop-by-hop ones; the blank line ends it.
@@ -376,6 +395,9 @@ proxy_upstream_header(void *arg, const char *line, size_t n)
 		proxy_upstream_length(req, value);
 	else if (strcasecmp(name, "Transfer-Encoding") == 0)
 		req->req_up_te = 1;
+	else if (strcasecmp(name, "Date") == 0 &&
+	    req->req_upstream_status >= 200)
+		proxy_upstream_date(req, value);
 	/* evhttp refuses values with CR or LF; control bytes do not pass. */
 	if (filter_header_value_ok(value))
 		evhttp_add_header(out, name, value);
@@ -418,39 +440,15 @@ proxy_upstream_data(void *arg, const char *data, size_t n)
 	return n;
 }
 
-/* How libcurl errors look to the client. */
+/* How libcurl errors look to the client (upstream_classify decides). */
 static void
 proxy_upstream_error(struct request *req, CURLcode rc)
 {
-	const char	*detail = req->req_curl_error[0] != '\0' ?
-			    req->req_curl_error : curl_easy_strerror(rc);
+	struct upstream_failure	 uf;
 
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_CONNECT:
-		request_fail(req, 502, "upstream_unreachable", "%s", detail);
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		request_fail(req, 504, "upstream_timeout", "%s", detail);
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_USE_SSL_FAILED:
-		request_fail(req, 502, "upstream_tls", "%s", detail);
-		break;
-	default:
-		request_fail(req, 502, "upstream_error", "%s", detail);
-		break;
-	}
+	upstream_classify(req->req_xfer.ux_easy, req->req_tenant, rc,
+	    req->req_curl_error, &uf);
+	request_fail(req, uf.uf_status, uf.uf_code, "%s", uf.uf_message);
 }
 
 /* libcurl is done with the transfer (called outside libcurl callbacks). */

@@ -313,9 +313,22 @@ request_send_error(struct request *req)
 static void
 request_log_end(const struct request *req)
 {
-	char	 path[256], msg[512];
+	char	 path[256], msg[512], s[32];
+	int64_t	 skew;
 
 	log_escape(path, sizeof(path), req->req_uri, req->req_path_len);
+	/* The tenant's 401 while its clock is far off ours: say why. */
+	if (req->req_outcome == OUTCOME_OK && req->req_status == 401 &&
+	    clock_skew_get(req->req_tenant, &skew) == 0 &&
+	    (skew > CLOCK_SKEW_WARN_MS || skew < -CLOCK_SKEW_WARN_MS)) {
+		clock_format(s, sizeof(s), skew);
+		log_warnx("request %s: tenant %s: %s %s from %s: 401 from the "
+		    "tenant, whose clock differs from ours by %s: the clock is "
+		    "the likely cause (the tenant rejects timestamps about 5 "
+		    "minutes off)", req->req_id, req->req_tenant->tn_name,
+		    req->req_method, path, req->req_client, s);
+		return;
+	}
 	if (req->req_outcome == OUTCOME_OK) {
 		log_debug("request %s: tenant %s: %s %s from %s: %d, %" PRIu64
 		    " bytes", req->req_id, req->req_tenant->tn_name,

@@ -392,6 +392,188 @@ upstream_easy_put(struct worker *w, CURL *easy)
 }
 
 /*
+ * Every libcurl option that says how to reach a tenant and what to trust:
+ * TLS, certificates, pinning, the egress proxy, connect_to, HTTP version,
+ * timeouts. The one place they are set, for transfers (upstream_start) and
+ * for xdrproxy -t --live (live.c). Returns CURLE_OK, or libcurl's refusal
+ * with *what naming the setting.
+ */
+CURLcode
+upstream_tenant_setopt(CURL *easy, const struct tenant *tn,
+    const struct config *cf, const char **what)
+{
+	CURLcode	 rc;
+
+#define SETOPT(name, opt, val) do {					\
+	if ((rc = curl_easy_setopt(easy, opt, val)) != CURLE_OK) {	\
+		*what = name;						\
+		return rc;						\
+	}								\
+} while (0)
+	SETOPT("NOSIGNAL", CURLOPT_NOSIGNAL, 1L);
+	/* The path goes out byte for byte, dot segments and all. */
+	SETOPT("PATH_AS_IS", CURLOPT_PATH_AS_IS, 1L);
+	SETOPT("https only", CURLOPT_PROTOCOLS_STR, "https");
+	SETOPT("no redirects", CURLOPT_FOLLOWLOCATION, 0L);
+	/* Bodies pass through as the tenant sent them (gzip, zip, ...). */
+	SETOPT("HTTP_CONTENT_DECODING", CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	SETOPT("SSL_VERIFYPEER", CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT("SSL_VERIFYHOST", CURLOPT_SSL_VERIFYHOST, 2L);
+	SETOPT("tls_min_version", CURLOPT_SSLVERSION,
+	    tn->tn_tls_min == TLS_MIN_1_3 ? (long)CURL_SSLVERSION_TLSv1_3 :
+	    (long)CURL_SSLVERSION_TLSv1_2);
+	/*
+	 * ca_file is the whole of what is trusted: without CAPATH cleared,
+	 * libcurl would still trust its built-in CA directory.
+	 */
+	if (tn->tn_ca_file != NULL) {
+		SETOPT("ca_file", CURLOPT_CAINFO, tn->tn_ca_file);
+		SETOPT("ca_file", CURLOPT_CAPATH, NULL);
+	}
+	if (tn->tn_pinned_pubkey != NULL)
+		SETOPT("pinned_pubkey", CURLOPT_PINNEDPUBLICKEY,
+		    tn->tn_pinned_pubkey);
+	if (tn->tn_client_cert != NULL) {
+		SETOPT("client_cert", CURLOPT_SSLCERT, tn->tn_client_cert);
+		SETOPT("client_cert", CURLOPT_SSLCERTTYPE, "PEM");
+		SETOPT("client_key", CURLOPT_SSLKEY, tn->tn_client_key);
+		SETOPT("client_key", CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (tn->tn_curl_connect_to != NULL)
+		SETOPT("connect_to", CURLOPT_CONNECT_TO,
+		    tn->tn_curl_connect_to);
+	/*
+	 * The egress proxy is configured, never inherited: CURLOPT_PROXY and
+	 * CURLOPT_NOPROXY are always set ("" when not configured), so that
+	 * https_proxy, all_proxy or no_proxy in the environment never apply.
+	 * TLS to the tenant runs inside the proxy's CONNECT tunnel.
+	 */
+	SETOPT("egress_proxy", CURLOPT_PROXY, tn->tn_egress_proxy != NULL ?
+	    tn->tn_egress_proxy : "");
+	SETOPT("no_proxy", CURLOPT_NOPROXY, tn->tn_no_proxy != NULL ?
+	    tn->tn_no_proxy : "");
+	if (tn->tn_egress_proxy != NULL) {
+		SETOPT("egress_proxy", CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
+		SETOPT("egress_proxy", CURLOPT_HTTPPROXYTUNNEL, 1L);
+		/*
+		 * The proxy's answer to the CONNECT is not the tenant's: by
+		 * default libcurl hands it to the header callback too, which
+		 * would start the client's reply with it.
+		 */
+		SETOPT("egress_proxy", CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+	}
+	SETOPT("http2", CURLOPT_HTTP_VERSION, tn->tn_http2 ?
+	    (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+	SETOPT("connect_timeout", CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)cf->cf_connect_timeout);
+	SETOPT("TCP_KEEPALIVE", CURLOPT_TCP_KEEPALIVE, 1L);
+#undef SETOPT
+	return CURLE_OK;
+}
+
+/*
+ * What a failed transfer means for the client: status, error code and a
+ * message, from libcurl's result and, through an egress proxy, from what
+ * the proxy answered to the CONNECT.
+ */
+void
+upstream_classify(CURL *easy, const struct tenant *tn, CURLcode rc,
+    const char *errbuf, struct upstream_failure *uf)
+{
+	const char	*detail = errbuf != NULL && errbuf[0] != '\0' ? errbuf :
+			    curl_easy_strerror(rc);
+	long		 connect_code = 0, connects, status;
+
+	uf->uf_status = 502;
+	if (tn->tn_egress_used)
+		curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	if (tn->tn_egress_used && connect_code >= 300) {
+		uf->uf_code = "upstream_proxy_refused";
+		snprintf(uf->uf_message, sizeof(uf->uf_message), "the egress "
+		    "proxy %s answered the CONNECT to the tenant with %ld%s",
+		    tn->tn_egress_proxy, connect_code, connect_code == 407 ?
+		    " (it wants credentials, which xdrproxy does not send)" :
+		    connect_code == 403 ? " (not allowed by its rules)" :
+		    connect_code >= 500 ? " (it could not reach the tenant)" :
+		    "");
+		return;
+	}
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		uf->uf_code = "upstream_proxy_unreachable";
+		break;
+	case CURLE_COULDNT_CONNECT:
+		/* Through a proxy, the proxy is all xdrproxy connects to. */
+		uf->uf_code = tn->tn_egress_used ?
+		    "upstream_proxy_unreachable" : "upstream_unreachable";
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		uf->uf_code = "upstream_unreachable";
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		uf->uf_status = 504;
+		uf->uf_code = "upstream_timeout";
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+		uf->uf_code = "upstream_tls";
+		break;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		/*
+		 * Under TLS 1.3 a server refuses a client certificate (or its
+		 * absence) after the client's side of the handshake is done:
+		 * the alert, or only the reset that follows it, comes with the
+		 * first write or read. An error there on a connection this
+		 * transfer opened, before any answer, is a TLS refusal.
+		 */
+		connects = 0;
+		status = 0;
+		curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		if (strstr(detail, "alert") != NULL && strstr(detail, "SSL") !=
+		    NULL) {
+			uf->uf_code = "upstream_tls";
+			break;
+		}
+		if (connects > 0 && status == 0) {
+			uf->uf_code = "upstream_tls";
+			snprintf(uf->uf_message, sizeof(uf->uf_message), "%s: "
+			    "the tenant ended the connection right after the "
+			    "TLS handshake, as one does that refuses the client "
+			    "certificate%s", detail, tn->tn_client_cert == NULL ?
+			    " (none is set: client_cert, client_key)" : "");
+			return;
+		}
+		uf->uf_code = "upstream_error";
+		break;
+	default:
+		uf->uf_code = "upstream_error";
+		break;
+	}
+	if (strcmp(uf->uf_code, "upstream_proxy_unreachable") == 0)
+		snprintf(uf->uf_message, sizeof(uf->uf_message), "egress proxy "
+		    "%s: %s", tn->tn_egress_proxy, detail);
+	else if (strcmp(uf->uf_code, "upstream_tls") == 0 &&
+	    strstr(detail, "certificate required") != NULL &&
+	    tn->tn_client_cert == NULL)
+		snprintf(uf->uf_message, sizeof(uf->uf_message), "%s (the "
+		    "tenant wants a client certificate: client_cert, "
+		    "client_key)", detail);
+	else
+		snprintf(uf->uf_message, sizeof(uf->uf_message), "%s", detail);
+}
+
+/*
  * Start the request to the tenant. has_body says whether the client framed
  * a body (Content-Length or chunked); evhttp has read it whole. The
  * transfer reports through cbs, with req as their argument.
@@ -406,6 +588,8 @@ upstream_start(struct request *req, int has_body,
 	struct evbuffer		*body, *tmp = w->w_scratch;
 	enum evhttp_cmd_type	 cmd;
 	CURL			*easy;
+	CURLcode		 rc;
+	const char		*what;
 	size_t			 len;
 	int			 body_mode;
 
@@ -437,37 +621,14 @@ upstream_start(struct request *req, int has_body,
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, upstream_write_cb);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->req_curl_error);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	/* The path goes out byte for byte, dot segments and all. */
-	curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	/* Bodies pass through as the tenant sent them (gzip, zip, ...). */
-	curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(easy, CURLOPT_SSLVERSION,
-	    (long)CURL_SSLVERSION_TLSv1_2);
-	/*
-	 * ca_file is the whole of what is trusted: without CAPATH cleared,
-	 * libcurl would still trust its built-in CA directory.
-	 */
-	if (tn->tn_ca_file != NULL) {
-		curl_easy_setopt(easy, CURLOPT_CAINFO, tn->tn_ca_file);
-		curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+	if ((rc = upstream_tenant_setopt(easy, tn, cf, &what)) != CURLE_OK) {
+		if (asprintf(cause, "libcurl refused %s: %s", what,
+		    curl_easy_strerror(rc)) == -1)
+			*cause = NULL;
+		return -1;
 	}
-	if (tn->tn_curl_connect_to != NULL)
-		curl_easy_setopt(easy, CURLOPT_CONNECT_TO,
-		    tn->tn_curl_connect_to);
-	/* No proxy from the environment: egress is configured, not inherited. */
-	curl_easy_setopt(easy, CURLOPT_PROXY, "");
-	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, tn->tn_http2 ?
-	    (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-	    (long)cf->cf_connect_timeout);
 	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)UPSTREAM_BUFFERSIZE);
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 
 	if (body_mode) {
 		len = evbuffer_get_length(body);

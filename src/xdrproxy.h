@@ -82,11 +82,18 @@ struct key {
 };
 int	 keystore_load(const char *, struct key **, char **);
 void	 keystore_free(struct key *);
+int	 keystore_check_client(const char *, const char *, int *, char **);
 
 /* config.c */
 enum key_type {
 	KEY_ADVANCED,
 	KEY_STANDARD
+};
+
+/* tls_min_version, in the order of config.c's names. */
+enum tls_min {
+	TLS_MIN_1_2,
+	TLS_MIN_1_3
 };
 
 struct listen_addr {
@@ -124,12 +131,25 @@ struct tenant {
 	char			*tn_ca_file;
 	char			*tn_connect_to;	/* "api-<fqdn>:443:host:port" */
 	int			 tn_http2;
+	char			*tn_egress_proxy;	/* http://host:port or NULL */
+	char			*tn_no_proxy;	/* libcurl's list, or NULL */
+	int			 tn_egress_used;	/* no_proxy spares not tn_host */
+	char			*tn_pinned_pubkey;	/* sha256//...[;...] */
+	enum tls_min		 tn_tls_min;
+	char			*tn_client_cert;	/* PEM, with client_key */
+	char			*tn_client_key;
+	int			 tn_client_cert_line;
+	int			 tn_client_key_line;
 	struct listen_addrs	 tn_listens;
 	struct strlist		 tn_server_names;
 	struct strlist		 tn_allow_paths;
 	struct key		*tn_key;	/* filled by keystore_load */
 	struct curl_slist	*tn_curl_connect_to;	/* upstream.c */
 	int			 tn_seen[32];	/* line of each key, 0 if unset */
+	/* clock.c: the tenant's clock as its Date headers tell; workers write. */
+	_Atomic int64_t		 tn_skew_ms;	/* tenant - local */
+	_Atomic int		 tn_skew_known;
+	_Atomic int64_t		 tn_skew_warned_ms;	/* monotonic; 0: never */
 };
 TAILQ_HEAD(tenants, tenant);
 
@@ -159,6 +179,8 @@ struct config {
 	unsigned int		 cf_client_body_timeout;	/* ms */
 	unsigned int		 cf_keepalive_timeout;	/* ms */
 	size_t			 cf_max_header_count;	/* header lines per request */
+	char			*cf_egress_proxy;	/* default of tenants' */
+	char			*cf_no_proxy;
 	struct tenants		 cf_tenants;
 	int			 cf_seen[32];
 };
@@ -171,6 +193,19 @@ int		 config_parse_size(const char *, size_t *);
 int		 config_parse_duration(const char *, unsigned int *);
 int		 config_parse_listen(const char *, struct listen_addr *,
 		    char **);
+int		 config_noproxy_match(const char *, const char *);
+
+/* clock.c */
+#define CLOCK_SKEW_WARN_MS	(60 * 1000)	/* the tenant allows ~5 min */
+int	 clock_parse_date(const char *, int64_t *);
+int64_t	 clock_skew_ms(int64_t, int64_t);
+int	 clock_record(struct tenant *, int64_t, int64_t);
+int	 clock_skew_get(const struct tenant *, int64_t *);
+void	 clock_format(char *, size_t, int64_t);
+int	 clock_observe(struct tenant *, const char *, int64_t *);
+
+/* live.c */
+int	 live_check(struct config *);
 
 /* sign.c */
 struct signer {
@@ -377,6 +412,15 @@ void	 request_abandon_all(struct worker *);
 void	 proxy_handle(struct evhttp_request *, void *);
 
 /* upstream.c */
+struct upstream_failure {
+	int		 uf_status;	/* 502, 504 */
+	const char	*uf_code;	/* "upstream_tls", ... */
+	char		 uf_message[256];
+};
+CURLcode upstream_tenant_setopt(CURL *, const struct tenant *,
+	    const struct config *, const char **);
+void	 upstream_classify(CURL *, const struct tenant *, CURLcode,
+	    const char *, struct upstream_failure *);
 int	 upstream_init(struct worker *, struct config *, char **);
 void	 upstream_configure(struct worker *, const struct config *);
 void	 upstream_free(struct worker *);

@@ -31,6 +31,7 @@
  *	X-Mock-File: NAME	bytes of --files DIR/NAME, with
  *				X-Mock-Content-Type, X-Mock-Content-Encoding
  *	(get_incidents path)	canned reply, unless X-Mock-Echo is present
+ *	(GET healthcheck)	the vendor's {"status":"available"}
  *	(anything else)		JSON echo of the request
  *	X-Mock-Header: N: v	extra response header (repeatable)
  * Every response but X-Mock-Raw's carries X-Mock-Conn: K, the connection's
@@ -39,8 +40,20 @@
  * --extra-keys FILE: more advanced keys accepted, one "ID KEY" per line
  * (a reload test rotates through them).
  *
+ * Options that change the tenant as a whole:
+ *	--date-offset S		the tenant's clock runs S seconds (may be
+ *				negative) off ours: its Date headers, and the
+ *				5-minute window it checks x-xdr-timestamp in
+ *	--client-ca FILE	require a client certificate issued by a CA in
+ *				FILE (mutual TLS); its subject is logged
+ *	--tls-max 1.2		offer TLS 1.2 at most (1.3 otherwise)
+ *	--healthcheck-status N	the healthcheck answers N with the vendor's
+ *				error object (for xdrproxy -t --live)
+ *
  * Log lines (--log), in this key order, no spaces:
  *	{"event":"connection","conn":K}		at a connection's first request
+ *	    (with --client-ca: {"event":"connection","conn":K,
+ *	    "client_cert":"/CN=..."})
  *	{"event":"request","conn":K,"method":..,"uri":..,"auth":..,
  *	    "auth_id":..,"nonce":..,"timestamp":..,"headers":[[..,..],..],
  *	    "body_len":N,"body_sha256":".."}
@@ -145,7 +158,12 @@ struct mock {
 	uint64_t		 nconn;		/* connections numbered so far */
 	struct job		*jobs;		/* all live jobs */
 	int			 stopping;
+	int			 client_ca;	/* --client-ca: mutual TLS */
+	int			 hc_status;	/* --healthcheck-status, or 0 */
 };
+
+/* --date-offset, in ms: the tenant's clock minus the real one. */
+static int64_t	clock_offset_ms;
 
 /*
  * One per TLS connection, hung on the SSL object as ex_data so that it
@@ -197,6 +215,9 @@ usage(void)
 	    "                  [--mode advanced|standard] [--port-file FILE]"
 	    " [--log FILE] [--files DIR]\n"
 	    "                  [--extra-keys FILE]\n"
+	    "                  [--date-offset SECONDS] [--client-ca FILE]"
+	    " [--tls-max 1.2]\n"
+	    "                  [--healthcheck-status N]\n"
 	    "       mocktenant --generate N\n");
 	exit(2);
 }
@@ -514,14 +535,26 @@ log_put(struct mock *m, struct evbuffer *line)
 }
 
 static void
-log_connection(struct mock *m, uint64_t id)
+log_connection(struct mock *m, uint64_t id, SSL *ssl)
 {
 	struct evbuffer	*line;
+	X509		*x;
+	char		 subject[512];
 
 	if (m->log == NULL || (line = evbuffer_new()) == NULL)
 		return;
 	evbuffer_add_printf(line, "{\"event\":\"connection\",\"conn\":%"
-	    PRIu64 "}", id);
+	    PRIu64, id);
+	if (m->client_ca) {
+		subject[0] = '\0';
+		if (ssl != NULL &&
+		    (x = SSL_get0_peer_certificate(ssl)) != NULL)
+			X509_NAME_oneline(X509_get_subject_name(x), subject,
+			    sizeof(subject));
+		evbuffer_add(line, ",\"client_cert\":", 15);
+		json_str(line, subject);
+	}
+	evbuffer_add(line, "}", 1);
 	log_put(m, line);
 	evbuffer_free(line);
 }
@@ -604,7 +637,8 @@ now_ms(void)
 
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
 		return 0;
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+	    clock_offset_ms;
 }
 
 static int
@@ -919,6 +953,19 @@ static const char incidents_reply[] =
     "\"users\":[],"
     "\"incident_sources\":[\"XDR Analytics\",\"Firewall\"]}"
     "]}}";
+
+static int
+uri_is_healthcheck(struct evhttp_request *req)
+{
+	const struct evhttp_uri	*u = evhttp_request_get_evhttp_uri(req);
+	const char		*path;
+
+	if (u == NULL || (path = evhttp_uri_get_path(u)) == NULL ||
+	    evhttp_request_get_command(req) != EVHTTP_REQ_GET)
+		return 0;
+	return strcmp(path, "/public_api/v1/healthcheck") == 0 ||
+	    strcmp(path, "/public_api/v1/healthcheck/") == 0;
+}
 
 static int
 uri_is_incidents(struct evhttp_request *req)
@@ -1492,6 +1539,17 @@ req_act(struct mock *m, struct conn *c, struct evhttp_request *req,
 		reply_text(req, 200, "application/json", incidents_reply);
 		return;
 	}
+	if (uri_is_healthcheck(req) &&
+	    evhttp_find_header(in, "X-Mock-Echo") == NULL) {
+		if (m->hc_status != 0) {
+			reply_error(req, m->hc_status, "mock healthcheck error",
+			    1);
+			return;
+		}
+		reply_text(req, 200, "application/json",
+		    "{\"status\":\"available\"}");
+		return;
+	}
 	reply_echo(req);
 }
 
@@ -1517,11 +1575,23 @@ req_cb(struct evhttp_request *req, void *arg)
 	if (c->id == 0) {
 		c->id = ++m->nconn;
 		evhttp_connection_set_closecb(evcon, conn_closecb, c);
-		log_connection(m, c->id);
+		log_connection(m, c->id, bufferevent_openssl_get_ssl(
+		    evhttp_connection_get_bufferevent(evcon)));
 	}
 	snprintf(id, sizeof(id), "%" PRIu64, c->id);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "X-Mock-Conn", id);
+	/* evhttp's own Date is the real clock's. */
+	if (clock_offset_ms != 0) {
+		time_t		 t = (time_t)(now_ms() / 1000);
+		struct tm	 tm;
+		char		 date[64];
+
+		if (gmtime_r(&t, &tm) != NULL && strftime(date, sizeof(date),
+		    "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    req), "Date", date);
+	}
 
 	in = evhttp_request_get_input_headers(req);
 	auth = auth_check(m, in);
@@ -1622,7 +1692,8 @@ tls_error(const char *what, const char *path)
 }
 
 static SSL_CTX *
-tls_init(const char *cert, const char *key)
+tls_init(const char *cert, const char *key, const char *client_ca,
+    int tls_max_12)
 {
 	SSL_CTX	*ctx;
 
@@ -1646,6 +1717,23 @@ tls_init(const char *cert, const char *key)
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		tls_error("key does not match certificate", key);
 		goto fail;
+	}
+	if (tls_max_12 && SSL_CTX_set_max_proto_version(ctx,
+	    TLS1_2_VERSION) != 1) {
+		tls_error("cannot cap TLS at 1.2", NULL);
+		goto fail;
+	}
+	if (client_ca != NULL) {
+		STACK_OF(X509_NAME)	*names;
+
+		if (SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1 ||
+		    (names = SSL_load_client_CA_file(client_ca)) == NULL) {
+			tls_error("cannot load the client CA", client_ca);
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+		    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, NULL);
 	return ctx;
@@ -1859,6 +1947,10 @@ main(int argc, char *argv[])
 		{ "files",	required_argument, NULL, 'f' },
 		{ "generate",	required_argument, NULL, 'g' },
 		{ "extra-keys",	required_argument, NULL, 'E' },
+		{ "date-offset", required_argument, NULL, 'D' },
+		{ "client-ca",	required_argument, NULL, 'C' },
+		{ "tls-max",	required_argument, NULL, 'T' },
+		{ "healthcheck-status", required_argument, NULL, 'H' },
 		{ NULL,		0,		   NULL, 0 }
 	};
 	struct mock			 m;
@@ -1866,8 +1958,11 @@ main(int argc, char *argv[])
 	const char			*listenaddr = NULL, *cert = NULL;
 	const char			*keypath = NULL, *keyfile = NULL;
 	const char			*portfile = NULL, *logpath = NULL;
-	const char			*generate = NULL;
-	int				 ch, rc = 1;
+	const char			*generate = NULL, *client_ca = NULL;
+	char				*end;
+	long long			 offset;
+	uint64_t			 hc;
+	int				 ch, rc = 1, tls_max_12 = 0;
 
 	memset(&m, 0, sizeof(m));
 	m.mode = MODE_ADVANCED;
@@ -1915,6 +2010,36 @@ main(int argc, char *argv[])
 			if ((m.extra = file_slurp(optarg)) == NULL)
 				return 1;
 			break;
+		case 'D':
+			offset = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' ||
+			    offset < -86400LL * 365 || offset > 86400LL * 365) {
+				fprintf(stderr, "mocktenant: bad --date-offset: "
+				    "%s\n", optarg);
+				usage();
+			}
+			clock_offset_ms = (int64_t)offset * 1000;
+			break;
+		case 'C':
+			client_ca = optarg;
+			m.client_ca = 1;
+			break;
+		case 'T':
+			if (strcmp(optarg, "1.2") != 0) {
+				fprintf(stderr, "mocktenant: bad --tls-max: %s\n",
+				    optarg);
+				usage();
+			}
+			tls_max_12 = 1;
+			break;
+		case 'H':
+			if (parse_u64(optarg, 599, &hc) == -1 || hc < 200) {
+				fprintf(stderr, "mocktenant: bad "
+				    "--healthcheck-status: %s\n", optarg);
+				usage();
+			}
+			m.hc_status = (int)hc;
+			break;
 		default:
 			usage();
 		}
@@ -1946,7 +2071,7 @@ main(int argc, char *argv[])
 		tls_error("SSL_get_ex_new_index", NULL);
 		goto done;
 	}
-	if ((m.ctx = tls_init(cert, keypath)) == NULL)
+	if ((m.ctx = tls_init(cert, keypath, client_ca, tls_max_12)) == NULL)
 		goto done;
 	if ((m.base = event_base_new()) == NULL ||
 	    (m.http = evhttp_new(m.base)) == NULL) {

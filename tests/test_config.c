@@ -399,6 +399,146 @@ test_types(void)
 	    "[tenant a]\nkey_id = 123456789012345678901\n");
 }
 
+#define PIN_A	"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define PIN_B	"sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+
+/* Egress proxies, no_proxy, pinning, TLS versions, client certificates. */
+static void
+test_upstream_options(void)
+{
+	struct config	*cf;
+	struct tenant	*tn;
+	char		*cause = NULL;
+
+	/* Defaults: direct, TLS 1.2, no pin, no client certificate. */
+	cf = load(TENANT, &cause);
+	CHECK(cf != NULL);
+	if (cf != NULL) {
+		tn = TAILQ_FIRST(&cf->cf_tenants);
+		CHECK(tn->tn_egress_proxy == NULL && !tn->tn_egress_used);
+		CHECK(tn->tn_no_proxy == NULL);
+		CHECK(tn->tn_tls_min == TLS_MIN_1_2);
+		CHECK(tn->tn_pinned_pubkey == NULL);
+		CHECK(tn->tn_client_cert == NULL && tn->tn_client_key == NULL);
+		config_free(cf);
+	}
+
+	/* [proxy]'s egress_proxy is every tenant's, unless it says none. */
+	cf = load("[proxy]\negress_proxy = http://proxy.corp.example:3128\n"
+	    "no_proxy = .internal.example, 10.0.0.0/8\n"
+	    TENANT "tls_min_version = 1.3\n"
+	    "pinned_pubkey = " PIN_A ";" PIN_B "\n"
+	    "client_cert = /etc/xdrproxy/acme.crt\n"
+	    "client_key = /etc/xdrproxy/acme.pem\n"
+	    "[tenant b]\nlisten = 127.0.0.1:8081\nfqdn = b.internal.example\n"
+	    "key_id = 1\nkey_file = /k\n"
+	    "[tenant c]\nlisten = 127.0.0.1:8082\nfqdn = c.x\nkey_id = 1\n"
+	    "key_file = /k\negress_proxy = none\n"
+	    "[tenant d]\nlisten = 127.0.0.1:8083\nfqdn = d.x\nkey_id = 1\n"
+	    "key_file = /k\negress_proxy = http://[::1]:8080/\n"
+	    "no_proxy = other.example\n", &cause);
+	CHECK(cf != NULL);
+	if (cf == NULL) {
+		fprintf(stderr, "  cause: %s\n", cause);
+		free(cause);
+		cause = NULL;
+	} else {
+		tn = TAILQ_FIRST(&cf->cf_tenants);
+		CHECK_STR(tn->tn_egress_proxy, "http://proxy.corp.example:3128");
+		CHECK_STR(tn->tn_no_proxy, ".internal.example, 10.0.0.0/8");
+		CHECK(tn->tn_egress_used);
+		CHECK(tn->tn_tls_min == TLS_MIN_1_3);
+		CHECK_STR(tn->tn_pinned_pubkey, PIN_A ";" PIN_B);
+		CHECK_STR(tn->tn_client_cert, "/etc/xdrproxy/acme.crt");
+		CHECK(tn->tn_client_cert_line == 11 &&
+		    tn->tn_client_key_line == 12);
+		tn = TAILQ_NEXT(tn, tn_entry);
+		/* api-b.internal.example is under .internal.example. */
+		CHECK(tn->tn_egress_proxy != NULL && !tn->tn_egress_used);
+		tn = TAILQ_NEXT(tn, tn_entry);
+		CHECK(tn->tn_egress_proxy == NULL && !tn->tn_egress_used);
+		tn = TAILQ_NEXT(tn, tn_entry);
+		CHECK_STR(tn->tn_egress_proxy, "http://[::1]:8080/");
+		CHECK_STR(tn->tn_no_proxy, "other.example");
+		CHECK(tn->tn_egress_used);
+		config_free(cf);
+	}
+
+	/* libcurl's no_proxy rules for names. */
+	CHECK(config_noproxy_match("*", "api-a.example"));
+	CHECK(config_noproxy_match("a.example", "api-a.example") == 0);
+	CHECK(config_noproxy_match("api-a.example", "api-a.example"));
+	CHECK(config_noproxy_match("API-A.example.", "api-a.example"));
+	CHECK(config_noproxy_match("example", "api-a.example"));
+	CHECK(config_noproxy_match(".example", "api-a.example"));
+	CHECK(config_noproxy_match("x.test,  .example", "api-a.example"));
+	CHECK(config_noproxy_match("x.test example", "api-a.example"));
+	CHECK(config_noproxy_match("xample", "api-a.example") == 0);
+	CHECK(config_noproxy_match("10.0.0.0/8, 127.0.0.1", "api-a.example")
+	    == 0);
+	CHECK(config_noproxy_match("*.example", "api-a.example") == 0);
+	CHECK(config_noproxy_match("a,*", "api-a.example") == 0);
+
+	bad(6, "egress_proxy: expected http://host:port or none, not "
+	    "'proxy:3128'", TENANT "egress_proxy = proxy:3128\n");
+	bad(2, "egress_proxy: expected http://host:port or none, not "
+	    "'http://proxy'", "[proxy]\negress_proxy = http://proxy\n" TENANT);
+	bad(6, "egress_proxy: expected http://host:port",
+	    TENANT "egress_proxy = http://proxy:0\n");
+	bad(6, "egress_proxy: expected http://host:port",
+	    TENANT "egress_proxy = http://proxy:65536\n");
+	bad(6, "egress_proxy: expected http://host:port",
+	    TENANT "egress_proxy = http://proxy:80/path\n");
+	bad(6, "egress_proxy: expected http://host:port",
+	    TENANT "egress_proxy = http://[::1:80\n");
+	bad(6, "egress_proxy: expected http://host:port",
+	    TENANT "egress_proxy = http://pro_xy:80\n");
+	bad(6, "egress_proxy: expected http://host:port",
+	    TENANT "egress_proxy = socks5://proxy:1080\n");
+	bad(6, "egress_proxy: https:// proxies are not supported",
+	    TENANT "egress_proxy = https://proxy:443\n");
+	bad(6, "egress_proxy: user:password@ in the URL is not supported",
+	    TENANT "egress_proxy = http://u:secretpw@proxy:3128\n");
+	/* The password is not quoted back. */
+	cf = load(TENANT "egress_proxy = http://u:secretpw@proxy:3128\n",
+	    &cause);
+	CHECK(cf == NULL && cause != NULL && strstr(cause, "secretpw") == NULL);
+	free(cause);
+	cause = NULL;
+	bad(6, "no_proxy: expected host names", TENANT "no_proxy = a;b\n");
+	bad(6, "no_proxy: expected host names", TENANT "no_proxy = , ,\n");
+	bad(7, "'egress_proxy' already set on line 6", TENANT
+	    "egress_proxy = http://p:1\negress_proxy = http://p:2\n");
+
+	bad(6, "pinned_pubkey: expected sha256//BASE64",
+	    TENANT "pinned_pubkey = /etc/xdrproxy/pubkey.der\n");
+	bad(6, "pinned_pubkey: expected sha256//BASE64",
+	    TENANT "pinned_pubkey = sha256//AAAA\n");
+	bad(6, "pinned_pubkey: expected sha256//BASE64",
+	    TENANT "pinned_pubkey = " PIN_A ";\n");
+	bad(6, "pinned_pubkey: expected sha256//BASE64",
+	    TENANT "pinned_pubkey = " PIN_A "; " PIN_B "\n");
+	/* A last character that leaves bits over is no 32-byte digest. */
+	bad(6, "pinned_pubkey: expected sha256//BASE64", TENANT
+	    "pinned_pubkey = sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=\n");
+	bad(6, "pinned_pubkey: expected sha256//BASE64", TENANT
+	    "pinned_pubkey = sha1//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+
+	bad(6, "tls_min_version: expected 1.2 or 1.3, not '1.1'",
+	    TENANT "tls_min_version = 1.1\n");
+	bad(6, "tls_min_version: expected 1.2 or 1.3, not 'TLSv1.3'",
+	    TENANT "tls_min_version = TLSv1.3\n");
+
+	bad(6, "client_cert needs client_key as well",
+	    TENANT "client_cert = /etc/xdrproxy/acme.crt\n");
+	bad(7, "client_key needs client_cert as well",
+	    TENANT "http2 = no\nclient_key = /etc/xdrproxy/acme.pem\n");
+	bad(6, "client_key must be an absolute path",
+	    TENANT "client_key = acme.pem\n");
+	bad(6, "client_cert must be an absolute path",
+	    TENANT "client_cert = acme.crt\n");
+}
+
 int
 main(void)
 {
@@ -412,6 +552,7 @@ main(void)
 	test_values();
 	test_limits();
 	test_types();
+	test_upstream_options();
 	unlink(path);
 	return unit_exit("test_config");
 }
