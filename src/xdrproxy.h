@@ -147,6 +147,7 @@ struct config {
 	unsigned int		 cf_client_body_timeout;	/* ms */
 	unsigned int		 cf_keepalive_timeout;	/* ms */
 	size_t			 cf_max_header_count;	/* header lines per request */
+	struct listen_addrs	 cf_admin_listens;	/* admin.c */
 	struct tenants		 cf_tenants;
 	int			 cf_seen[32];
 };
