@@ -715,6 +715,7 @@ config_tenant_new(const char *name, int line)
 		return NULL;
 	}
 	tn->tn_line = line;
+	tn->tn_metrics_slot = -1;
 	TAILQ_INIT(&tn->tn_listens);
 	return tn;
 }

@@ -256,6 +256,9 @@ main(int argc, char *argv[])
 		fatalx("libcurl initialisation failed");
 	if (server_init() == -1)
 		fatalx("out of memory");
+	/* Tenant counter slots, the start time, the first load's time. */
+	if (metrics_init(cf) == -1)
+		fatalx("out of memory");
 	memset(&ms, 0, sizeof(ms));
 	ms.ms_nworkers = cf->cf_workers;
 	if (pipe2(ms.ms_done, O_CLOEXEC | O_NONBLOCK) == -1)
@@ -297,6 +300,7 @@ main(int argc, char *argv[])
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_free(&ms.ms_workers[i]);
 	free(ms.ms_workers);
+	metrics_free();
 	event_free(ms.ms_done_ev);
 	event_base_free(ms.ms_base);
 	close(ms.ms_done[0]);

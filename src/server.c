@@ -286,6 +286,13 @@ server_names(struct listener *ln)
 	return 0;
 }
 
+/* Open client connections, all workers (metrics.c). */
+long
+server_clients(void)
+{
+	return atomic_load_explicit(&server_nclients, memory_order_relaxed);
+}
+
 /* The connection table, sized by the descriptor limit; once, at start. */
 int
 server_init(void)
@@ -546,7 +553,7 @@ conn_refuse_chunked(struct conn *c)
 	    "\"message\":\"malformed chunked body\",\"request_id\":\"%s\"}",
 	    id, strlen("{\"error\":\"bad_request\",\"message\":\"malformed "
 	    "chunked body\",\"request_id\":\"\"}") + REQUEST_ID_LEN, id);
-	w->w_libevent_answers++;
+	metrics_add(&w->w_libevent_answers, 1);
 	log_warnx("request %s: connection %d: 400 bad_request: malformed "
 	    "chunked body", id, c->c_fd);
 	/* libevent's own answer may be queued: ours goes instead. */
@@ -618,7 +625,7 @@ conn_fix(evutil_socket_t fd, short what, void *arg)
 	request_id_new(w, id);
 	snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\","
 	    "\"request_id\":\"%s\"}", code, msg, id);
-	w->w_libevent_answers++;
+	metrics_add(&w->w_libevent_answers, 1);
 	log_warnx("request %s: connection %d: %d %s: %s (libevent answered "
 	    "%d)", id, c->c_fd, status, code, msg, theirs);
 	evbuffer_drain(out, evbuffer_get_length(out));
@@ -724,6 +731,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	struct bufferevent *bev;
 	bufferevent_data_cb rcb;
 	void		*cbarg = NULL;
+	uint64_t	 refused;
 
 	if (c->c_state == CONN_BUSY) {
 		conn_probe_check(c);
@@ -734,7 +742,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->c_state != CONN_NEW) {
-		w->w_header_timeouts++;
+		metrics_add(&w->w_header_timeouts, 1);
 		log_debug("connection %d: request head not complete after "
 		    "%u ms: closed", c->c_fd, w->w_conf->cf_client_header_timeout);
 		evhttp_connection_free(c->c_evcon);
@@ -754,14 +762,13 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_set_closecb(c->c_evcon, conn_closed, c);
 	bufferevent_decref(c->c_bev);
 	if (c->c_refuse) {
-		w->w_clients_refused++;
-		if (w->w_clients_refused == 1 ||
-		    w->w_clients_refused % 1000 == 0)
+		metrics_add(&w->w_clients_refused, 1);
+		refused = metrics_get(&w->w_clients_refused);
+		if (refused == 1 || refused % 1000 == 0)
 			log_warnx("max_clients (%ld) reached: new connections "
 			    "are closed (%llu so far in worker %d)",
 			    w->w_conf->cf_max_clients,
-			    (unsigned long long)w->w_clients_refused,
-			    w->w_index);
+			    (unsigned long long)refused, w->w_index);
 		evhttp_connection_free(c->c_evcon);
 		return;
 	}

@@ -410,6 +410,8 @@ test_admin(void)
 
 	cf = load(TENANT, &cause);
 	CHECK(cf != NULL && TAILQ_EMPTY(&cf->cf_admin_listens));
+	if (cf != NULL)
+		CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_metrics_slot == -1);
 	config_free(cf);
 
 	cf = load("[proxy]\n"
