@@ -3,7 +3,8 @@
  * the foreground and logs to stderr. The main thread runs a small loop for
  * signals while the workers (worker.c) serve requests: SIGTERM or SIGINT
  * stop them after the requests in flight finish (at most shutdown_timeout),
- * SIGHUP and SIGUSR1 reopen the audit log.
+ * SIGHUP and SIGUSR1 reopen the audit log. The admin listener (metrics and
+ * health, admin.c) is served on the main thread's loop too.
  */
 #include "config.h"
 
@@ -171,8 +172,10 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	if (ms->ms_stop >= 2)
 		return;
 	ms->ms_stop++;
-	if (ms->ms_stop == 1)
+	if (ms->ms_stop == 1) {
 		(void)main_notify("STOPPING=1\n");
+		admin_draining();
+	}
 	if (ms->ms_stop == 1)
 		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
 		    "SIGINT");
@@ -274,6 +277,8 @@ main(int argc, char *argv[])
 		if (worker_init(&ms.ms_workers[i], i, cf, &cause) == -1)
 			fatalx("%s", cause != NULL ? cause : "out of memory");
 	}
+	if (admin_start(ms.ms_base, cf, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
 	for (i = 0; i < 4; i++) {
 		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
 		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)
@@ -294,6 +299,7 @@ main(int argc, char *argv[])
 
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
+	admin_free();
 	log_info("stopped");
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);

@@ -293,6 +293,39 @@ server_clients(void)
 	return atomic_load_explicit(&server_nclients, memory_order_relaxed);
 }
 
+/*
+ * A listening socket for another server (admin.c) on la: TCP without
+ * SO_REUSEPORT, or a unix socket as the tenants' are. Returns the
+ * descriptor, with the numeric host and port it is bound to, or -1 with
+ * *cause set.
+ */
+int
+server_socket(const struct listen_addr *la, char *host, size_t size,
+    int *port, char **cause)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	int			 fd;
+
+	*cause = NULL;
+	*port = 0;
+	host[0] = '\0';
+	if (la->la_unix)
+		return server_unix_socket(la, cause);
+	if ((fd = server_tcp_bind(&la->la_ss, la->la_sslen, 0,
+	    SERVER_BACKLOG)) == -1 || getsockname(fd, (struct sockaddr *)&ss,
+	    &sslen) == -1 || server_numeric_host((struct sockaddr *)&ss, sslen,
+	    host, size, port) == -1) {
+		if (asprintf(cause, "%s: %s", la->la_text, strerror(errno)) ==
+		    -1)
+			*cause = NULL;
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* The connection table, sized by the descriptor limit; once, at start. */
 int
 server_init(void)

@@ -280,6 +280,8 @@ void	 server_close_after(struct evhttp_connection *);
 int	 server_head_bad(struct evhttp_connection *);
 int	 server_half_closed(struct evhttp_connection *);
 long	 server_clients(void);
+int	 server_socket(const struct listen_addr *, char *, size_t, int *,
+	    char **);
 
 /* upstream.c: how the transfer reports to the stage that started it. */
 struct upstream_cbs {
@@ -448,5 +450,11 @@ void	 metrics_upstream_done(struct request *, CURL *);
 void	 metrics_reload_result(int);
 void	 metrics_render(struct evbuffer *, const struct config *);
 void	 metrics_label_value(struct evbuffer *, const char *);
+
+/* admin.c: the admin listener (metrics, health) on the main thread's loop. */
+int	 admin_start(struct event_base *, struct config *, char **);
+int	 admin_reconfigure(struct config *, char **);
+void	 admin_draining(void);
+void	 admin_free(void);
 
 #endif /* XDRPROXY_H */
