@@ -34,18 +34,18 @@
 
 #define ADMIN_MAX_HEADERS	(16 * 1024)
 #define ADMIN_MAX_BODY		(16 * 1024)
-#define ADMIN_TIMEOUT		10	/* s, to read a request or write */
+#define ADMIN_TIMEOUT		10	/* s, to read a request, to write */
 
 #define ADMIN_METRICS_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 
 struct admin_listener {
 	TAILQ_ENTRY(admin_listener) al_entry;
-	struct listen_addr	 al_addr;	/* a copy: configurations go */
+	struct listen_addr	 al_addr;	/* a copy: configs go */
 	struct evhttp		*al_http;
 	char			 al_host[64];	/* numeric, as bound */
 	int			 al_port;
 	int			 al_wildcard;
-	int			 al_new;	/* opened by this reconfigure */
+	int			 al_new;	/* opened by this reconfig */
 };
 TAILQ_HEAD(admin_listeners, admin_listener);
 
@@ -206,7 +206,7 @@ static void
 admin_handle(struct evhttp_request *req, void *arg)
 {
 	struct admin_listener	*al = arg;
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const struct evhttp_uri	*uri;
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 	const char		*path = NULL, *which;
 	struct evbuffer		*body;
@@ -224,7 +224,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 		    "names no address of this admin listener");
 		return;
 	}
-	if (uri != NULL)
+	if ((uri = evhttp_request_get_evhttp_uri(req)) != NULL)
 		path = evhttp_uri_get_path(uri);
 	if (path == NULL || (strcmp(path, "/metrics") != 0 &&
 	    strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0)) {
@@ -233,8 +233,8 @@ admin_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		admin_error(req, 405, "method_not_allowed", "the admin listener "
-		    "answers GET and HEAD only");
+		admin_error(req, 405, "method_not_allowed", "the admin "
+		    "listener answers GET and HEAD only");
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0)

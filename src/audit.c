@@ -28,7 +28,7 @@ static int		 audit_fd = -1;
 static char		*audit_path;
 /* Written by any worker, read by /metrics and /readyz (admin.c). */
 static _Atomic uint64_t	 audit_errors;	/* records not written */
-static _Atomic int	 audit_errno;	/* of the last write if it failed */
+static _Atomic int	 audit_errno;	/* the last write's, if it failed */
 
 static const char *const audit_outcomes[] = {
 	[OUTCOME_OK] = "ok",

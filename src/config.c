@@ -930,9 +930,10 @@ config_validate_admin(struct config_parse *cp)
 			TAILQ_FOREACH(la2, &tn->tn_listens, la_entry) {
 				if (!config_same_addr(la, la2))
 					continue;
-				config_error(cp, la->la_line, "admin_listen %s: "
-				    "already used by [tenant %s] on line %d",
-				    la->la_text, tn->tn_name, la2->la_line);
+				config_error(cp, la->la_line, "admin_listen "
+				    "%s: already used by [tenant %s] on line "
+				    "%d", la->la_text, tn->tn_name,
+				    la2->la_line);
 				return -1;
 			}
 		}
@@ -940,8 +941,9 @@ config_validate_admin(struct config_parse *cp)
 		    la2 = TAILQ_NEXT(la2, la_entry)) {
 			if (!config_same_addr(la, la2))
 				continue;
-			config_error(cp, la->la_line, "admin_listen %s: already "
-			    "given on line %d", la->la_text, la2->la_line);
+			config_error(cp, la->la_line, "admin_listen %s: "
+			    "already given on line %d", la->la_text,
+			    la2->la_line);
 			return -1;
 		}
 	}

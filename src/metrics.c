@@ -131,9 +131,9 @@ metrics_register(struct config *cf)
 		tn->tn_metrics_slot = metrics_tenant_slot(tn->tn_name);
 		if (tn->tn_metrics_slot == -1 && !metrics_full_warned) {
 			metrics_full_warned = 1;
-			log_warnx("tenant %s: not counted in metrics: more than "
-			    "%d tenant names since the start", tn->tn_name,
-			    METRICS_MAX_TENANTS);
+			log_warnx("tenant %s: not counted in metrics: more "
+			    "than %d tenant names since the start",
+			    tn->tn_name, METRICS_MAX_TENANTS);
 		}
 	}
 }
@@ -435,8 +435,10 @@ metrics_sum_block(struct metrics_sum *sum, const struct metrics_tenant *mt)
 	sum->ms_conns += metrics_get(&mt->mt_conns);
 	sum->ms_tls += metrics_get(&mt->mt_tls);
 	for (i = 0; i <= METRICS_NBUCKETS; i++) {
-		sum->ms_duration[i] += metrics_get(&mt->mt_duration.mh_bucket[i]);
-		sum->ms_upstream[i] += metrics_get(&mt->mt_upstream.mh_bucket[i]);
+		sum->ms_duration[i] +=
+		    metrics_get(&mt->mt_duration.mh_bucket[i]);
+		sum->ms_upstream[i] +=
+		    metrics_get(&mt->mt_upstream.mh_bucket[i]);
 	}
 	sum->ms_duration_us += metrics_get(&mt->mt_duration.mh_sum_us);
 	sum->ms_upstream_us += metrics_get(&mt->mt_upstream.mh_sum_us);
@@ -600,8 +602,9 @@ metrics_clock_skew(const struct tenant *tn, int64_t *ms)
 static void
 metrics_render_info(struct evbuffer *b)
 {
-	const curl_version_info_data	*cv = curl_version_info(CURLVERSION_NOW);
+	const curl_version_info_data	*cv;
 
+	cv = curl_version_info(CURLVERSION_NOW);
 	metrics_family(b, "xdrproxy_build_info", "gauge", "Versions of "
 	    "xdrproxy and the libraries it runs with; always 1.");
 	evbuffer_add_printf(b, "xdrproxy_build_info{version=\"");
@@ -658,7 +661,8 @@ metrics_render_requests(struct evbuffer *b)
 		for (i = 0; i < mcs.mcs_n; i++) {
 			code = (mcs.mcs_v[i].key - 1) >> 2;
 			if (code == METRICS_CODE_OTHER)
-				snprintf(extra, sizeof(extra), "code=\"other\"");
+				snprintf(extra, sizeof(extra),
+				    "code=\"other\"");
 			else
 				snprintf(extra, sizeof(extra), "code=\"%u\"",
 				    code);
@@ -741,7 +745,8 @@ metrics_render_skew(struct evbuffer *b, const struct config *cf)
 	if (cf == NULL)
 		return;
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
-		if (tn->tn_metrics_slot < 0 || metrics_clock_skew(tn, &ms) == -1)
+		if (tn->tn_metrics_slot < 0 ||
+		    metrics_clock_skew(tn, &ms) == -1)
 			continue;
 		metrics_tenant_sample(b, "xdrproxy_tenant_clock_skew_seconds",
 		    tn->tn_metrics_slot, NULL);

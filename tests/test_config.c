@@ -427,8 +427,8 @@ test_admin(void)
 		return;
 	}
 	la = TAILQ_FIRST(&cf->cf_admin_listens);
-	CHECK(la != NULL && la->la_ss.ss_family == AF_INET && la->la_line == 2 &&
-	    ntohs(((struct sockaddr_in *)&la->la_ss)->sin_port) == 9901);
+	CHECK(la != NULL && la->la_ss.ss_family == AF_INET &&
+	    la->la_line == 2 && ntohs(((struct sockaddr_in *)&la->la_ss)->sin_port) == 9901);
 	la = TAILQ_NEXT(la, la_entry);
 	CHECK(la != NULL && la->la_ss.ss_family == AF_INET6 &&
 	    la->la_line == 3);
