@@ -3,9 +3,13 @@
  * proxy, whatever its outcome. Records are written with one write(2) each
  * to a file opened O_APPEND, so a crash loses nothing already answered and
  * several writers never interleave. Never the key, the Authorization value
- * or bodies.
+ * or bodies. Records that could not be written are counted, and the last
+ * failure is kept for readiness (/readyz, admin.c).
  */
 #include "config.h"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,9 @@
 
 static int		 audit_fd = -1;
 static char		*audit_path;
+/* Written by any worker, read by /metrics and /readyz (admin.c). */
+static _Atomic uint64_t	 audit_errors;	/* records not written */
+static _Atomic int	 audit_errno;	/* the last write's, if it failed */
 
 static const char *const audit_outcomes[] = {
 	[OUTCOME_OK] = "ok",
@@ -30,7 +37,7 @@ static const char *const audit_outcomes[] = {
 	[OUTCOME_CLIENT_ABORTED] = "client_aborted"
 };
 
-static const char *
+const char *
 audit_outcome_name(enum outcome o)
 {
 	return audit_outcomes[o];
@@ -99,6 +106,8 @@ audit_switch(const char *path, char **cause)
 	close(fd);
 	free(audit_path);
 	audit_path = copy;
+	/* A new file: nothing failed on it yet. */
+	atomic_store_explicit(&audit_errno, 0, memory_order_relaxed);
 	return 0;
 }
 
@@ -173,6 +182,14 @@ audit_timestamp(char *out, uint64_t ms)
 
 #define AUDIT_LIT(b, s)	evbuffer_add((b), (s), sizeof(s) - 1)
 
+/* A record was not written: count it, remember why. */
+static void
+audit_failed(int e)
+{
+	atomic_fetch_add_explicit(&audit_errors, 1, memory_order_relaxed);
+	atomic_store_explicit(&audit_errno, e, memory_order_relaxed);
+}
+
 /* The record for req, as one line, appended to b. */
 static void
 audit_format(struct evbuffer *b, const struct request *req)
@@ -224,6 +241,7 @@ audit_write(const struct request *req)
 	int		 rc = 0;
 
 	if (audit_fd == -1) {
+		audit_failed(EBADF);
 		errno = EBADF;
 		return -1;
 	}
@@ -235,6 +253,9 @@ audit_write(const struct request *req)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			audit_failed(errno);
 			rc = -1;
 			break;
 		}
@@ -242,5 +263,45 @@ audit_write(const struct request *req)
 		len -= (size_t)n;
 	}
 	evbuffer_drain(audit_buf, evbuffer_get_length(audit_buf));
+	/* Read first: no store to the shared line while all is well. */
+	if (rc == 0 && atomic_load_explicit(&audit_errno,
+	    memory_order_relaxed) != 0)
+		atomic_store_explicit(&audit_errno, 0, memory_order_relaxed);
 	return rc;
+}
+
+/* Records that could not be written, since the start. */
+uint64_t
+audit_write_errors(void)
+{
+	return atomic_load_explicit(&audit_errors, memory_order_relaxed);
+}
+
+/*
+ * Can records be written, as far as is known (/readyz)? 0, or -1 with why
+ * in buf. Known from the last write: one that failed makes the audit not
+ * ready until a write succeeds or the log is reopened. After a failure
+ * for want of space in a regular file, free space on its file system is
+ * enough: otherwise a proxy taken out of service for it would never get
+ * the request that shows it can write again.
+ */
+int
+audit_ready(char *buf, size_t len)
+{
+	struct stat	 st;
+	struct statvfs	 sv;
+	int		 e;
+
+	if (audit_fd == -1) {
+		snprintf(buf, len, "audit log not open");
+		return -1;
+	}
+	if ((e = atomic_load_explicit(&audit_errno, memory_order_relaxed)) ==
+	    0)
+		return 0;
+	if (e == ENOSPC && fstat(audit_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    fstatvfs(audit_fd, &sv) == 0 && sv.f_bavail > 0)
+		return 0;
+	snprintf(buf, len, "last write failed: %s", strerror(e));
+	return -1;
 }

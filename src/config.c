@@ -363,6 +363,8 @@ static const struct config_key config_proxy_keys[] = {
 	    .ck_check = config_check_egress_proxy },
 	{ "no_proxy", CT_STRING, CF(cf_no_proxy, char *),
 	    .ck_check = config_check_no_proxy },
+	{ "admin_listen", CT_LISTEN, CF(cf_admin_listens, struct listen_addrs),
+	    .ck_flags = CK_REPEAT },
 	{ .ck_name = NULL }
 };
 
@@ -692,7 +694,7 @@ config_strset(struct config_parse *cp, char **dst, const char *value)
 
 static int
 config_listen_add(struct config_parse *cp, struct listen_addrs *list,
-    const char *value)
+    const char *name, const char *value)
 {
 	struct listen_addr	*la;
 	char			*why;
@@ -702,7 +704,7 @@ config_listen_add(struct config_parse *cp, struct listen_addrs *list,
 		return -1;
 	}
 	if (config_parse_listen(value, la, &why) == -1) {
-		config_error(cp, cp->cp_line, "listen '%s': %s", value, why);
+		config_error(cp, cp->cp_line, "%s '%s': %s", name, value, why);
 		free(la);
 		return -1;
 	}
@@ -853,7 +855,7 @@ config_set(struct config_parse *cp, const struct config_key *keys,
 	case CT_STRING:
 		return config_strset(cp, dst, value);
 	case CT_LISTEN:
-		return config_listen_add(cp, dst, value);
+		return config_listen_add(cp, dst, name, value);
 	case CT_STRLIST:
 		if (strlist_add(dst, value) == -1) {
 			config_error(cp, line, "out of memory");
@@ -900,6 +902,7 @@ config_tenant_new(const char *name, int line)
 		return NULL;
 	}
 	tn->tn_line = line;
+	tn->tn_metrics_slot = -1;
 	TAILQ_INIT(&tn->tn_listens);
 	return tn;
 }
@@ -1054,13 +1057,18 @@ tenant_free(struct tenant *tn)
 void
 config_free(struct config *cf)
 {
-	struct tenant	*tn;
+	struct tenant		*tn;
+	struct listen_addr	*la;
 
 	if (cf == NULL)
 		return;
 	while ((tn = TAILQ_FIRST(&cf->cf_tenants)) != NULL) {
 		TAILQ_REMOVE(&cf->cf_tenants, tn, tn_entry);
 		tenant_free(tn);
+	}
+	while ((la = TAILQ_FIRST(&cf->cf_admin_listens)) != NULL) {
+		TAILQ_REMOVE(&cf->cf_admin_listens, la, la_entry);
+		free(la);
 	}
 	free(cf->cf_file);
 	free(cf->cf_audit_log);
@@ -1175,6 +1183,39 @@ nomem:
 	return -1;
 }
 
+/* admin_listen: not a proxy listener's address, nor given twice. */
+static int
+config_validate_admin(struct config_parse *cp)
+{
+	struct config		*cf = cp->cp_conf;
+	struct tenant		*tn;
+	struct listen_addr	*la, *la2;
+
+	TAILQ_FOREACH(la, &cf->cf_admin_listens, la_entry) {
+		TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
+			TAILQ_FOREACH(la2, &tn->tn_listens, la_entry) {
+				if (!config_same_addr(la, la2))
+					continue;
+				config_error(cp, la->la_line, "admin_listen "
+				    "%s: already used by [tenant %s] on line "
+				    "%d", la->la_text, tn->tn_name,
+				    la2->la_line);
+				return -1;
+			}
+		}
+		for (la2 = TAILQ_FIRST(&cf->cf_admin_listens); la2 != la;
+		    la2 = TAILQ_NEXT(la2, la_entry)) {
+			if (!config_same_addr(la, la2))
+				continue;
+			config_error(cp, la->la_line, "admin_listen %s: "
+			    "already given on line %d", la->la_text,
+			    la2->la_line);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Required keys, defaults and cross-tenant checks after parsing. */
 static int
 config_validate(struct config_parse *cp)
@@ -1254,7 +1295,7 @@ config_validate(struct config_parse *cp)
 			}
 		}
 	}
-	return 0;
+	return config_validate_admin(cp);
 nomem:
 	config_error(cp, cp->cp_line, "out of memory");
 	return -1;
@@ -1283,6 +1324,7 @@ config_load(const char *path, char **cause)
 	}
 	atomic_init(&cf->cf_refs, 1);
 	TAILQ_INIT(&cf->cf_tenants);
+	TAILQ_INIT(&cf->cf_admin_listens);
 	cf->cf_max_body = 16 * 1024 * 1024;
 	cf->cf_max_headers = 64 * 1024;
 	cf->cf_client_timeout = 60 * 1000;

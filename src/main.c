@@ -5,6 +5,8 @@
  * SIGINT stop them after the requests in flight finish (at most
  * shutdown_timeout), SIGHUP loads the configuration and keys again and
  * puts them in force as a new generation, SIGUSR1 reopens the audit log.
+ * The admin listener (metrics and health, admin.c) is served on the main
+ * thread's loop too.
  */
 #include "config.h"
 
@@ -206,6 +208,7 @@ main_reload_done(struct main_state *ms)
 	ms->ms_conf = ms->ms_next;
 	ms->ms_next = NULL;
 	config_unref(old);
+	metrics_reload_result(1);
 	log_info("reload: configuration %u in force", ms->ms_conf->cf_gen);
 	(void)main_notify("READY=1\nSTATUS=serving\n");
 	if (ms->ms_reload_again) {
@@ -252,6 +255,16 @@ main_reload(struct main_state *ms)
 		free(why);
 		goto fail;
 	}
+	/* The last step that can fail: the audit log goes back if it does. */
+	if (admin_reconfigure(cf, &cause) == -1) {
+		if (audit_switch(ms->ms_conf->cf_audit_log, &why) == -1) {
+			log_warnx("reload: %s", why != NULL ? why :
+			    "out of memory");
+			free(why);
+		}
+		goto fail;
+	}
+	metrics_register(cf);
 	if (cf->cf_workers != ms->ms_nworkers)
 		log_warnx("%s: workers = %d takes effect at the next restart; "
 		    "%d keep running", cf->cf_file, cf->cf_workers,
@@ -266,6 +279,7 @@ fail:
 	log_warnx("reload failed: %s; configuration %u stays in force",
 	    cause != NULL ? cause : "out of memory", ms->ms_conf->cf_gen);
 	free(cause);
+	metrics_reload_result(0);
 	config_unref(cf);
 	if (audit_reopen(&why) == -1) {
 		log_warnx("SIGHUP: %s", why != NULL ? why : "out of memory");
@@ -320,8 +334,10 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	if (ms->ms_stop >= 2)
 		return;
 	ms->ms_stop++;
-	if (ms->ms_stop == 1)
+	if (ms->ms_stop == 1) {
 		(void)main_notify("STOPPING=1\n");
+		admin_draining();
+	}
 	if (ms->ms_stop == 1)
 		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
 		    "SIGINT");
@@ -417,6 +433,9 @@ main(int argc, char *argv[])
 		fatalx("%s", cause != NULL ? cause : "out of memory");
 	server_activated_done();
 	cf->cf_gen = 1;
+	/* Tenant counter slots, the start time, the first load's time. */
+	if (metrics_init(cf) == -1)
+		fatalx("out of memory");
 	memset(&ms, 0, sizeof(ms));
 	ms.ms_file = file;
 	ms.ms_conf = cf;
@@ -434,6 +453,8 @@ main(int argc, char *argv[])
 		if (worker_init(&ms.ms_workers[i], i, cf, &cause) == -1)
 			fatalx("%s", cause != NULL ? cause : "out of memory");
 	}
+	if (admin_start(ms.ms_base, cf, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
 	for (i = 0; i < 4; i++) {
 		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
 		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)
@@ -453,12 +474,14 @@ main(int argc, char *argv[])
 
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
+	admin_free();
 	log_info("stopped");
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_free(&ms.ms_workers[i]);
 	free(ms.ms_workers);
+	metrics_free();
 	event_free(ms.ms_report_ev);
 	event_base_free(ms.ms_base);
 	close(ms.ms_report[0]);

@@ -153,6 +153,7 @@ request_new(struct listener *ln, struct evhttp_request *http)
 	server_watch(req->req_conn, request_client_closed, req);
 	TAILQ_INSERT_TAIL(&w->w_live, req, req_entry);
 	w->w_nlive++;
+	metrics_request_start(req);
 	return req;
 }
 
@@ -350,6 +351,8 @@ static void
 request_close(struct request *req)
 {
 	req->req_end_mono_us = request_clock_us(CLOCK_MONOTONIC);
+	/* Counted before the record: whoever sees the record sees it counted. */
+	metrics_request_done(req);
 	if (audit_write(req) == -1)
 		log_warn("request %s: audit record not written", req->req_id);
 	request_log_end(req);

@@ -374,6 +374,46 @@ server_names(struct listener *ln)
 	return 0;
 }
 
+/* Open client connections, all workers (metrics.c). */
+long
+server_clients(void)
+{
+	return atomic_load_explicit(&server_nclients, memory_order_relaxed);
+}
+
+/*
+ * A listening socket for another server (admin.c) on la: TCP without
+ * SO_REUSEPORT, or a unix socket as the tenants' are. Returns the
+ * descriptor, with the numeric host and port it is bound to, or -1 with
+ * *cause set.
+ */
+int
+server_socket(const struct listen_addr *la, char *host, size_t size,
+    int *port, char **cause)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	int			 fd;
+
+	*cause = NULL;
+	*port = 0;
+	host[0] = '\0';
+	if (la->la_unix)
+		return server_unix_socket(la, cause);
+	if ((fd = server_tcp_bind(&la->la_ss, la->la_sslen, 0,
+	    SERVER_BACKLOG)) == -1 || getsockname(fd, (struct sockaddr *)&ss,
+	    &sslen) == -1 || server_numeric_host((struct sockaddr *)&ss, sslen,
+	    host, size, port) == -1) {
+		if (asprintf(cause, "%s: %s", la->la_text, strerror(errno)) ==
+		    -1)
+			*cause = NULL;
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /*
  * Once, at start: the connection table, sized by the descriptor limit,
  * and the number of workers every TCP address gets a socket for.
@@ -793,7 +833,7 @@ conn_refuse_chunked(struct conn *c)
 	    "\"message\":\"malformed chunked body\",\"request_id\":\"%s\"}",
 	    id, strlen("{\"error\":\"bad_request\",\"message\":\"malformed "
 	    "chunked body\",\"request_id\":\"\"}") + REQUEST_ID_LEN, id);
-	w->w_libevent_answers++;
+	metrics_add(&w->w_libevent_answers, 1);
 	log_warnx("request %s: connection %d: 400 bad_request: malformed "
 	    "chunked body", id, c->c_fd);
 	/* libevent's own answer may be queued: ours goes instead. */
@@ -865,7 +905,7 @@ conn_fix(evutil_socket_t fd, short what, void *arg)
 	request_id_new(w, id);
 	snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\","
 	    "\"request_id\":\"%s\"}", code, msg, id);
-	w->w_libevent_answers++;
+	metrics_add(&w->w_libevent_answers, 1);
 	log_warnx("request %s: connection %d: %d %s: %s (libevent answered "
 	    "%d)", id, c->c_fd, status, code, msg, theirs);
 	evbuffer_drain(out, evbuffer_get_length(out));
@@ -974,6 +1014,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	struct bufferevent *bev;
 	bufferevent_data_cb rcb;
 	void		*cbarg = NULL;
+	uint64_t	 refused;
 
 	if (c->c_state == CONN_BUSY) {
 		conn_probe_check(c);
@@ -984,7 +1025,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->c_state != CONN_NEW) {
-		w->w_header_timeouts++;
+		metrics_add(&w->w_header_timeouts, 1);
 		log_debug("connection %d: request head not complete after "
 		    "%u ms: closed", c->c_fd, c->c_listener->ln_conf->cf_client_header_timeout);
 		evhttp_connection_free(c->c_evcon);
@@ -1004,14 +1045,13 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_set_closecb(c->c_evcon, conn_closed, c);
 	bufferevent_decref(c->c_bev);
 	if (c->c_refuse) {
-		w->w_clients_refused++;
-		if (w->w_clients_refused == 1 ||
-		    w->w_clients_refused % 1000 == 0)
+		metrics_add(&w->w_clients_refused, 1);
+		refused = metrics_get(&w->w_clients_refused);
+		if (refused == 1 || refused % 1000 == 0)
 			log_warnx("max_clients (%ld) reached: new connections "
 			    "are closed (%llu so far in worker %d)",
 			    c->c_listener->ln_conf->cf_max_clients,
-			    (unsigned long long)w->w_clients_refused,
-			    w->w_index);
+			    (unsigned long long)refused, w->w_index);
 		evhttp_connection_free(c->c_evcon);
 		return;
 	}

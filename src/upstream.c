@@ -665,6 +665,8 @@ upstream_detach(struct request *req)
 	if (ux->ux_in_multi) {
 		curl_multi_remove_handle(w->w_multi, ux->ux_easy);
 		ux->ux_in_multi = 0;
+		/* Time to first byte, connections: before the reset. */
+		metrics_upstream_done(req, ux->ux_easy);
 	}
 	if (ux->ux_easy != NULL) {
 		upstream_easy_put(w, ux->ux_easy);

@@ -210,6 +210,10 @@ worker_init(struct worker *w, int index, struct config *cf, char **cause)
 			*cause = NULL;
 		return -1;
 	}
+	if (metrics_worker_add(w) == -1) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
 	if ((w->w_base = worker_base_new()) == NULL ||
 	    (w->w_scratch = evbuffer_new()) == NULL ||
 	    (w->w_audit = evbuffer_new()) == NULL ||
@@ -276,6 +280,8 @@ void
 worker_free(struct worker *w)
 {
 	request_abandon_all(w);
+	/* Its counts live on in metrics.c's totals. */
+	metrics_worker_remove(w);
 	server_free(w);
 	upstream_free(w);
 	config_unref(atomic_exchange(&w->w_next, NULL));

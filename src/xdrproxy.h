@@ -145,6 +145,7 @@ struct tenant {
 	struct strlist		 tn_allow_paths;
 	struct key		*tn_key;	/* filled by keystore_load */
 	struct curl_slist	*tn_curl_connect_to;	/* upstream.c */
+	int			 tn_metrics_slot;	/* metrics.c; -1: none */
 	int			 tn_seen[32];	/* line of each key, 0 if unset */
 	/* clock.c: the tenant's clock as its Date headers tell; workers write. */
 	_Atomic int64_t		 tn_skew_ms;	/* tenant - local */
@@ -181,6 +182,7 @@ struct config {
 	size_t			 cf_max_header_count;	/* header lines per request */
 	char			*cf_egress_proxy;	/* default of tenants' */
 	char			*cf_no_proxy;
+	struct listen_addrs	 cf_admin_listens;	/* admin.c */
 	struct tenants		 cf_tenants;
 	int			 cf_seen[32];
 };
@@ -293,6 +295,9 @@ int	 audit_reopen(char **);
 int	 audit_switch(const char *, char **);
 void	 audit_close(void);
 int	 audit_write(const struct request *);
+const char *audit_outcome_name(enum outcome);
+uint64_t audit_write_errors(void);
+int	 audit_ready(char *, size_t);
 
 /* server.c */
 struct worker;
@@ -333,6 +338,9 @@ void	 server_watch_eof(struct evhttp_connection *);
 void	 server_close_after(struct evhttp_connection *);
 int	 server_head_bad(struct evhttp_connection *);
 int	 server_half_closed(struct evhttp_connection *);
+long	 server_clients(void);
+int	 server_socket(const struct listen_addr *, char *, size_t, int *,
+	    char **);
 
 /* upstream.c: how the transfer reports to the stage that started it. */
 struct upstream_cbs {
@@ -454,9 +462,11 @@ struct worker {
 	struct event		*w_shutdown_timer;
 	struct event		*w_sweep;	/* frees retired listeners */
 	int			 w_draining;	/* 1 stopping, 2 deadline passed */
-	uint64_t		 w_clients_refused;	/* past max_clients */
-	uint64_t		 w_header_timeouts;
-	uint64_t		 w_libevent_answers;	/* its own error pages */
+	/* Written by the worker only, read by metrics.c: metrics_add(). */
+	_Atomic uint64_t	 w_clients_refused;	/* past max_clients */
+	_Atomic uint64_t	 w_header_timeouts;
+	_Atomic uint64_t	 w_libevent_answers;	/* its own error pages */
+	struct metrics_worker	*w_metrics;	/* metrics.c's counters */
 	uint32_t		 w_id_prefix;
 	uint64_t		 w_id_counter;
 	/* How the main thread talks to the worker, and back. */
@@ -482,5 +492,47 @@ void	 worker_reconfigure(struct worker *, struct config *);
 void	 worker_release(struct worker *, struct config *);
 void	 worker_join(struct worker *);
 void	 worker_free(struct worker *);
+
+/*
+ * metrics.c: counters per worker, summed when /metrics is scraped. Each
+ * counter has one writer (its worker's thread, or the main thread for
+ * what only it does) and is read by the main thread: metrics_add() is a
+ * relaxed load and store, not a locked read-modify-write, so counting
+ * costs the request path next to nothing.
+ */
+#define METRICS_MAX_TENANTS	1024	/* tenant names, over the process's life */
+struct metrics_worker;
+
+static inline void
+metrics_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) +
+	    n, memory_order_relaxed);
+}
+
+static inline uint64_t
+metrics_get(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+int	 metrics_init(struct config *);
+void	 metrics_free(void);
+int	 metrics_tenant_slot(const char *);
+void	 metrics_register(struct config *);
+int	 metrics_worker_add(struct worker *);
+void	 metrics_worker_remove(struct worker *);
+void	 metrics_request_start(struct request *);
+void	 metrics_request_done(struct request *);
+void	 metrics_upstream_done(struct request *, CURL *);
+void	 metrics_reload_result(int);
+void	 metrics_render(struct evbuffer *, const struct config *);
+void	 metrics_label_value(struct evbuffer *, const char *);
+
+/* admin.c: the admin listener (metrics, health) on the main thread's loop. */
+int	 admin_start(struct event_base *, struct config *, char **);
+int	 admin_reconfigure(struct config *, char **);
+void	 admin_draining(void);
+void	 admin_free(void);
 
 #endif /* XDRPROXY_H */

@@ -539,6 +539,84 @@ test_upstream_options(void)
 	    TENANT "client_cert = acme.crt\n");
 }
 
+/* admin_listen: repeatable, parsed as listen is, never a proxy address. */
+static void
+test_admin(void)
+{
+	struct config		*cf;
+	struct listen_addr	*la;
+	struct tenant		*tn;
+	char			*cause = NULL;
+
+	cf = load(TENANT, &cause);
+	CHECK(cf != NULL && TAILQ_EMPTY(&cf->cf_admin_listens));
+	if (cf != NULL)
+		CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_metrics_slot == -1);
+	config_free(cf);
+
+	cf = load("[proxy]\n"
+	    "admin_listen = 127.0.0.1:9901\n"
+	    "admin_listen = [::1]:9901\n"
+	    "admin_listen = unix:/run/xdrproxy/admin.sock\n"
+	    "admin_listen = localhost:0\n" TENANT
+	    "listen = 127.0.0.1:0\n", &cause);
+	CHECK(cf != NULL);
+	if (cf == NULL) {
+		fprintf(stderr, "  cause: %s\n", cause);
+		free(cause);
+		return;
+	}
+	la = TAILQ_FIRST(&cf->cf_admin_listens);
+	CHECK(la != NULL && la->la_ss.ss_family == AF_INET &&
+	    la->la_line == 2 && ntohs(((struct sockaddr_in *)&la->la_ss)->sin_port) == 9901);
+	la = TAILQ_NEXT(la, la_entry);
+	CHECK(la != NULL && la->la_ss.ss_family == AF_INET6 &&
+	    la->la_line == 3);
+	la = TAILQ_NEXT(la, la_entry);
+	CHECK(la != NULL && la->la_unix &&
+	    strcmp(la->la_path, "/run/xdrproxy/admin.sock") == 0);
+	la = TAILQ_NEXT(la, la_entry);
+	CHECK(la != NULL && la->la_ss.ss_family == AF_INET && la->la_line == 5);
+	CHECK(la != NULL && TAILQ_NEXT(la, la_entry) == NULL);
+	/* The tenant's listeners are its own. */
+	tn = TAILQ_FIRST(&cf->cf_tenants);
+	la = TAILQ_FIRST(&tn->tn_listens);
+	CHECK(la != NULL && TAILQ_NEXT(la, la_entry) != NULL);
+	config_free(cf);
+
+	/* Port 0 is never "the same address": each gets a port of its own. */
+	cf = load("[proxy]\nadmin_listen = 127.0.0.1:0\n"
+	    "admin_listen = 127.0.0.1:0\n" TENANT "listen = 127.0.0.1:0\n",
+	    &cause);
+	CHECK(cf != NULL);
+	config_free(cf);
+
+	bad(2, "admin_listen 127.0.0.1:8080: already used by [tenant acme] on "
+	    "line 4", "[proxy]\nadmin_listen = 127.0.0.1:8080\n" TENANT);
+	bad(2, "admin_listen localhost:8080: already used by [tenant acme] on "
+	    "line 4", "[proxy]\nadmin_listen = localhost:8080\n" TENANT);
+	bad(2, "admin_listen unix:/run/a.sock: already used by [tenant acme] "
+	    "on line 8", "[proxy]\nadmin_listen = unix:/run/a.sock\n" TENANT
+	    "listen = unix:/run/a.sock\n");
+	bad(2, "admin_listen [::1]:9902: already used by [tenant b] on line 10",
+	    "[proxy]\nadmin_listen = [::1]:9902\n" TENANT
+	    "[tenant b]\nlisten = 127.0.0.1:1\nlisten = [::1]:9902\n"
+	    "fqdn = b.x\nkey_id = 1\nkey_file = /k\n");
+	bad(3, "admin_listen 127.0.0.1:9901: already given on line 2",
+	    "[proxy]\nadmin_listen = 127.0.0.1:9901\n"
+	    "admin_listen = 127.0.0.1:9901\n" TENANT);
+	bad(2, "admin_listen 'nowhere': expected host:port",
+	    "[proxy]\nadmin_listen = nowhere\n" TENANT);
+	bad(2, "admin_listen 'example.com:9901': expected a numeric address",
+	    "[proxy]\nadmin_listen = example.com:9901\n" TENANT);
+	bad(2, "admin_listen 'unix:admin.sock': unix socket path must be "
+	    "absolute", "[proxy]\nadmin_listen = unix:admin.sock\n" TENANT);
+	bad(2, "'admin_listen' needs a value", "[proxy]\nadmin_listen =\n"
+	    TENANT);
+	bad(6, "unknown key 'admin_listen' in [tenant acme]",
+	    TENANT "admin_listen = 127.0.0.1:9901\n");
+}
+
 int
 main(void)
 {
@@ -553,6 +631,7 @@ main(void)
 	test_limits();
 	test_types();
 	test_upstream_options();
+	test_admin();
 	unlink(path);
 	return unit_exit("test_config");
 }
