@@ -210,7 +210,9 @@ main_reload_done(struct main_state *ms)
 	config_unref(old);
 	metrics_reload_result(1);
 	log_info("reload: configuration %u in force", ms->ms_conf->cf_gen);
-	(void)main_notify("READY=1\nSTATUS=serving\n");
+	/* A stop that came meanwhile: systemd was told STOPPING=1 already. */
+	if (!ms->ms_stop)
+		(void)main_notify("READY=1\nSTATUS=serving\n");
 	if (ms->ms_reload_again) {
 		ms->ms_reload_again = 0;
 		main_reload(ms);

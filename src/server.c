@@ -1323,12 +1323,20 @@ static int
 server_assign(struct listener *ln, struct config *cf, struct tenant *tn,
     struct listen_addr *la)
 {
+	const char	**names = ln->ln_names;
+	size_t		  nnames = ln->ln_nnames;
+
 	ln->ln_conf = cf;
 	ln->ln_tenant = tn;
 	ln->ln_addr = la;
-	free(ln->ln_names);
-	ln->ln_names = NULL;
-	return server_names(ln);
+	if (server_names(ln) == -1) {
+		/* Out of memory: the old names stay (the caller retires it). */
+		ln->ln_names = names;
+		ln->ln_nnames = nnames;
+		return -1;
+	}
+	free(names);
+	return 0;
 }
 
 /* A listener for line la of tenant tn on socket fd (now evhttp's). */
@@ -1348,7 +1356,6 @@ server_listen(struct worker *w, struct config *cf, struct tenant *tn,
 	}
 	ln->ln_worker = w;
 	ln->ln_activated = la->la_activated;
-	TAILQ_INSERT_TAIL(&w->w_listeners, ln, ln_entry);
 	if (!la->la_unix) {
 		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
 		    server_numeric_host((struct sockaddr *)&ss, sslen, host,
@@ -1357,7 +1364,7 @@ server_listen(struct worker *w, struct config *cf, struct tenant *tn,
 			    strerror(errno)) == -1)
 				*cause = NULL;
 			close(fd);
-			return -1;
+			goto fail;
 		}
 		snprintf(ln->ln_bound_name, sizeof(ln->ln_bound_name), "%s",
 		    host);
@@ -1374,6 +1381,8 @@ server_listen(struct worker *w, struct config *cf, struct tenant *tn,
 		close(fd);
 		goto nomem;
 	}
+	/* Only a whole listener is on the list (a reload walks it). */
+	TAILQ_INSERT_TAIL(&w->w_listeners, ln, ln_entry);
 	if (w->w_index > 0)
 		return 0;
 	if (la->la_unix)
@@ -1393,6 +1402,13 @@ server_listen(struct worker *w, struct config *cf, struct tenant *tn,
 nomem:
 	if (asprintf(cause, "%s: out of memory", la->la_text) == -1)
 		*cause = NULL;
+fail:
+	if (ln != NULL) {
+		if (ln->ln_http != NULL)
+			evhttp_free(ln->ln_http);
+		free(ln->ln_names);
+		free(ln);
+	}
 	return -1;
 }
 
@@ -1403,7 +1419,7 @@ server_adopt(struct worker *w, struct config *cf, char **cause)
 	struct tenant		*tn;
 	struct listen_addr	*la;
 	char			*why = NULL;
-	int			 fd;
+	int			 fd, failed = 0;
 
 	*cause = NULL;
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
@@ -1412,17 +1428,20 @@ server_adopt(struct worker *w, struct config *cf, char **cause)
 			    (fd = la->la_fds[w->w_index]) == -1)
 				continue;
 			la->la_fds[w->w_index] = -1;
+			/* On failure, go on: no socket is left unserved. */
 			if (server_listen(w, cf, tn, la, fd, &why) == -1) {
-				if (asprintf(cause, "%s:%d: listen %s",
-				    cf->cf_file, la->la_line, why != NULL ?
-				    why : "out of memory") == -1)
+				if (*cause == NULL && asprintf(cause,
+				    "%s:%d: listen %s", cf->cf_file,
+				    la->la_line, why != NULL ? why :
+				    "out of memory") == -1)
 					*cause = NULL;
 				free(why);
-				return -1;
+				why = NULL;
+				failed = 1;
 			}
 		}
 	}
-	return 0;
+	return failed ? -1 : 0;
 }
 
 /* Open every tenant's listeners on w's event base (main thread, at start). */
@@ -1502,8 +1521,15 @@ server_reconfigure(struct worker *w, struct config *cf, char **cause)
 		}
 		server_http_setup(ln->ln_http, cf);
 	}
-	if (*cause != NULL)
+	if (*cause != NULL) {
+		/* The new sockets are taken all the same, never left unserved. */
+		free(*cause);
+		*cause = NULL;
+		(void)server_adopt(w, cf, cause);
+		free(*cause);
+		*cause = strdup("out of memory");
 		return -1;
+	}
 	return server_adopt(w, cf, cause);
 }
 

@@ -92,6 +92,21 @@ wait_for() {
 	return 0
 }
 
+# wait_num SECONDS OP VALUE CMD...: poll until CMD's output compares OP
+# (-eq, -ge, -gt...) to VALUE. CMD runs at each poll: `wait_for N test
+# "$(cmd)" -ge V` would expand $(cmd) once and never see it change.
+wait_num() {
+	local secs=$1
+	shift
+	wait_for "$secs" num_is "$@"
+}
+num_is() {
+	local op=$1 want=$2 got
+	shift 2
+	got=$("$@")
+	[ -n "$got" ] && [ "$got" "$op" "$want" ]
+}
+
 # A throwaway CA with a server certificate for $API_HOST, a second CA that
 # signed nothing we serve, and a certificate for the wrong name.
 make_pki() {

@@ -18,10 +18,10 @@ curl -sS --max-time 0.4 -o /dev/null -H 'X-Mock-Delay-Ms: 5000' \
     "$URL/public_api/v1/x/gone/" 2>/dev/null                             # client left
 # Records come in the order requests end: a client that left is noticed
 # about a second later (README, step 7), so wait for it.
-wait_for 10 test "$(audit_count)" -ge 5
+wait_num 10 -ge 5 audit_count
 head -c 100 /dev/zero > "$T/b"
 px -o /dev/null -X PUT --data-binary @"$T/b" /public_api/v1/x/put/      # ok, PUT
-wait_for 10 test "$(audit_count)" -ge 6
+wait_num 10 -ge 6 audit_count
 expect_eq "one record per request" "$(audit_count)" 6
 
 rec() { sed -n "${1}p" "$T/audit.jsonl"; }
@@ -47,14 +47,14 @@ expect_eq "distinct request ids" "$ids" 6
 # The request id in the response header is the audited one.
 px -D "$T/h" -o /dev/null -X POST -d '{}' /public_api/v1/x/id/
 id=$(sed -n 's/^x-xdrproxy-request-id: \([0-9a-f]*\).*/\1/p' "$T/h")
-wait_for 5 test "$(audit_count)" -ge 7
+wait_num 5 -ge 7 audit_count
 expect_eq "response header carries the audited request id" \
     "$(json_str "$(last_audit)" request_id)" "$id"
 
 # Untrusted bytes stay valid JSON.
 printf 'GET /public_api/v1/x/%%22%%5C?q="\\\x01 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
     raw_request "$PROXY_PORT" > /dev/null
-wait_for 5 test "$(audit_count)" -ge 8
+wait_num 5 -ge 8 audit_count
 expect_match "raw bytes escaped in the record" "$(last_audit)" \
     '"path":"/public_api/v1/x/%22%5C","query":"q=\\"\\\\\\u0001"'
 
@@ -109,7 +109,7 @@ if command -v logrotate >/dev/null; then
 		fail "logrotate: $(cat "$T/logrotate.out")"
 	fi
 	expect_eq "logrotate: the log rotated" "$(wc -l < "$T/audit.jsonl.1")" 1
-	wait_for 5 test "$(grep -c 'SIGUSR1: audit log reopened' "$PROXY_LOG")" -gt 1 ||
+	wait_num 5 -gt 1 grep -c 'SIGUSR1: audit log reopened' "$PROXY_LOG" ||
 	    fail "logrotate: xdrproxy not told (postrotate)"
 	px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-logrotate/
 	wait_for 5 test -s "$T/audit.jsonl"

@@ -39,7 +39,7 @@ expect_eq "tenant saw $N requests" "$(printf '%s\n' "$reqs" | wc -l)" $N
 expect_eq "all signatures accepted" "$(printf '%s\n' "$reqs" | grep -c '"auth":"ok"')" $N
 expect_eq "$N distinct nonces" \
     "$(printf '%s\n' "$reqs" | sed -n 's/.*"nonce":"\([^"]*\)".*/\1/p' | sort -u | wc -l)" $N
-wait_for 10 test "$(audit_count)" -ge $N
+wait_num 10 -ge $N audit_count
 expect_eq "$N audit records" "$(audit_count)" $N
 expect_eq "$N distinct request ids" \
     "$(sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p' "$T/audit.jsonl" | sort -u | wc -l)" $N

@@ -44,7 +44,7 @@ refused_raw() {
 	expect_eq "$what: not forwarded" "$(mock_requests)" "$before"
 	expect_no_match "$what: tenant never saw $marker" "$(cat "$MOCK_LOG")" \
 	    "$marker"
-	if wait_for 5 test "$(audit_count)" -gt "$n"; then
+	if wait_num 5 -gt "$n" audit_count; then
 		a=$(tail -n +"$((n + 1))" "$T/audit.jsonl")
 		expect_eq "$what: one audit record" "$(printf '%s\n' "$a" | wc -l)" 1
 		expect_match "$what: audited as proxy_error $code" "$a" \

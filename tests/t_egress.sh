@@ -145,7 +145,7 @@ upstream_error() {
 	call
 	expect_proxy_error "$1" 502 "$2" "$T/out"
 	expect_match "$1: message" "$(sed '1,/^\r$/d' "$T/out")" "$3"
-	wait_for 5 test "$(audit_count)" -gt "$n" || fail "$1: not audited"
+	wait_num 5 -gt "$n" audit_count || fail "$1: not audited"
 	expect_match "$1: audited" "$(last_audit)" \
 	    "\"status\":502,.*\"outcome\":\"upstream_error\",\"error\":\"$2\"\\}"
 	expect_match "$1: logged" "$(cat "$PROXY_LOG")" \

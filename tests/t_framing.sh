@@ -107,7 +107,7 @@ for file in cl_conflict cl_conflict_rev; do
 	expect_proxy_error "$file" 502 upstream_error "$T/$file.out"
 	expect_no_match "$file: no tenant bytes to the client" \
 	    "$(cat "$T/$file.out")" '01234'
-	wait_for 5 test "$(audit_count)" -ge $((n + 2)) ||
+	wait_num 5 -ge $((n + 2)) audit_count ||
 	    fail "$file: not audited"
 	expect_match "$file: audited" \
 	    "$(grep "\"path\":\"/public_api/v1/framing/$file/\"" "$T/audit.jsonl")" \

@@ -92,12 +92,12 @@ fi
 n=$(audit_count)
 resets=$(grep -c 'recv RST_STREAM' "$T/nghttpd.out")
 curl -sS --limit-rate 1M "$URL/public_api/v1/big.bin" 2>/dev/null | head -c 100000 > /dev/null
-wait_for 5 test "$(audit_count)" -gt "$n"
+wait_num 5 -gt "$n" audit_count
 expect_match "client gone: audited" "$(last_audit)" \
     '"path":"/public_api/v1/big.bin".*"outcome":"client_aborted"'
 code=$(px -o /dev/null -w '%{http_code}' /public_api/v1/file.bin)
 expect_eq "still serving" "$code" 200
-if wait_for 5 test "$(grep -c 'recv RST_STREAM' "$T/nghttpd.out")" -gt "$resets"; then
+if wait_num 5 -gt "$resets" grep -c 'recv RST_STREAM' "$T/nghttpd.out"; then
 	pass "client gone: its stream was reset at the tenant"
 else
 	fail "client gone: no RST_STREAM at the tenant"

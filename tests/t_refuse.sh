@@ -19,7 +19,7 @@ refused() {
 	n=$(audit_count)
 	px -i "$@" > "$T/out"
 	expect_proxy_error "$what" "$status" "$code" "$T/out"
-	wait_for 5 test "$(audit_count)" -gt "$n" || fail "$what: not audited"
+	wait_num 5 -gt "$n" audit_count || fail "$what: not audited"
 	a=$(last_audit)
 	expect_match "$what: audited" "$a" \
 	    "\"status\":$status,.*\"outcome\":\"proxy_error\",\"error\":\"$code\"\\}"
@@ -56,7 +56,7 @@ n=$(audit_count)
 printf 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nConnection: close\r\n\r\n' |
     raw_request "$PROXY_PORT" > "$T/raw"
 expect_proxy_error "CONNECT" 405 method_not_allowed "$T/raw"
-wait_for 5 test "$(audit_count)" -gt "$n" || fail "CONNECT: not audited"
+wait_num 5 -gt "$n" audit_count || fail "CONNECT: not audited"
 expect_match "CONNECT: audited" "$(last_audit)" \
     '"status":405,.*"outcome":"proxy_error","error":"method_not_allowed"\}'
 

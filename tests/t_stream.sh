@@ -103,7 +103,7 @@ if [ -n "$sent" ] && [ "$sent" -ge $took ] && [ "$sent" -le $bound ]; then
 else
 	fail "tenant sent ${sent:-no count of} bytes before the cancel (client took $took, bound $bound)"
 fi
-wait_for 5 test "$(audit_count)" -gt "$n"
+wait_num 5 -gt "$n" audit_count
 expect_match "client gone mid-download: audited" "$(last_audit)" \
     '"path":"/public_api/v1/x/big/".*"status":200,.*"outcome":"client_aborted","error":"client_closed"\}'
 
@@ -115,7 +115,7 @@ wait_for 10 grep -q '"event":"aborted","uri":"/public_api/v1/x/slow/"' "$MOCK_LO
     fail "client gone while waiting: tenant request not cancelled"
 expect_match "client gone while waiting: tenant request cancelled" \
     "$(grep '"uri":"/public_api/v1/x/slow/"' "$MOCK_LOG" | tail -n 1)" '"event":"aborted"'
-wait_for 5 test "$(audit_count)" -gt "$n"
+wait_num 5 -gt "$n" audit_count
 expect_match "client gone while waiting: audited as 499" "$(last_audit)" \
     '"path":"/public_api/v1/x/slow/".*"status":499,.*"outcome":"client_aborted","error":"client_closed"\}'
 

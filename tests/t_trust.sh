@@ -95,7 +95,7 @@ n=$(audit_count)
 run_case ca-file-other
 expect_proxy_error "ca_file narrows trust: a CA only in the system directory is not trusted" \
     502 upstream_tls "$T/out"
-wait_for 5 test "$(audit_count)" -gt "$n" || fail "ca_file = other CA: not audited"
+wait_num 5 -gt "$n" audit_count || fail "ca_file = other CA: not audited"
 expect_match "ca_file = other CA: audited" "$(last_audit)" \
     '"status":502,.*"error":"upstream_tls"\}'
 expect_eq "ca_file = other CA: no request reached the tenant" \

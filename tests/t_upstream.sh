@@ -65,7 +65,7 @@ expect_eq "stalled body: curl reports a partial transfer" "$rc" 18
 size=$(stat -c %s "$T/part")
 if [ "$size" -lt 1000000 ]; then pass "stalled body: cut off ($size bytes)"
 else fail "stalled body: $size bytes"; fi
-wait_for 5 test "$(audit_count)" -gt "$n"
+wait_num 5 -gt "$n" audit_count
 expect_match "stalled body: audited" "$(last_audit)" \
     '"status":200,.*"outcome":"upstream_error","error":"upstream_timeout"\}'
 

@@ -28,7 +28,7 @@ for i in $(seq 1 20); do
 	[ "$code" = 200 ] && ok=$((ok + 1))
 done
 expect_eq "20 more over the unix socket" "$ok" 80
-wait_for 10 test "$(audit_count)" -ge 80
+wait_num 10 -ge 80 audit_count
 expect_eq "80 audit records in one file" "$(audit_count)" 80
 prefixes=$(sed -n 's/.*"request_id":"\([0-9a-f]\{8\}\).*/\1/p' "$T/audit.jsonl" | sort -u | wc -l)
 if [ "$prefixes" -ge 2 ]; then pass "requests served by $prefixes workers"
@@ -54,7 +54,7 @@ wait_for 5 grep -q 'SIGHUP: audit log reopened' "$PROXY_LOG"
 for i in $(seq 1 10); do
 	curl -sS -o /dev/null -X POST -d '{}' "$URL/public_api/v1/after/$i/"
 done
-wait_for 5 test "$(audit_count)" -ge 10
+wait_num 5 -ge 10 audit_count
 expect_eq "after SIGHUP: records in the new file" "$(audit_count)" 10
 
 # A request in flight on any worker finishes; all workers stop.
