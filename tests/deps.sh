@@ -14,11 +14,17 @@ set -eu
 # after its request, for tests/t_edges.sh.
 # logrotate: t_audit.sh runs etc/logrotate.d/xdrproxy for real.
 # socat: the service manager's notify socket in tests/t_notify.sh.
+# docker.io, debootstrap: tests/t_docker.sh runs a dockerd of its own and
+# makes its debian:12-slim from the Debian archive; apparmor (a Recommends
+# of docker.io) lets it load its container profile where the kernel has
+# AppArmor; docker-compose checks docker/compose.yaml. On a machine with
+# systemd, Debian also starts its own docker service; the test never uses it.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
-netcat-openbsd logrotate socat"
+netcat-openbsd logrotate socat
+docker.io debootstrap apparmor docker-compose"
 
 missing=""
 for p in $PACKAGES; do
