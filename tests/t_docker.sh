@@ -31,8 +31,9 @@ done
 
 # dockerd panics without a cgroup file system (a chroot such as
 # ../shared/tools/fresh-ci.sh makes has no /sys).
-[ -d /sys/fs/cgroup ] && [ -n "$(ls -A /sys/fs/cgroup 2>/dev/null)" ] ||
-    skip_all "no cgroup file system at /sys/fs/cgroup: dockerd cannot run here (a chroot?)"
+if [ -z "$(ls -A /sys/fs/cgroup 2>/dev/null)" ]; then
+	skip_all "no cgroup file system at /sys/fs/cgroup: dockerd cannot run here (a chroot?)"
+fi
 
 # The machine's Debian mirror, as apt is configured (deb822 or one-line).
 MIRROR=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
@@ -95,7 +96,8 @@ CTRD_PID=
 DOCKERD_PID=
 # containerd puts its shims' sockets in /run/containerd/s whatever its
 # state directory; if the test made that directory, it removes it.
-[ -d /run/containerd ] && run_containerd=1 || run_containerd=
+run_containerd=''
+[ -d /run/containerd ] && run_containerd=1
 
 # poll SECONDS CMD...: run CMD every 100 ms until it returns 0 (ready);
 # 1 means not yet, any other status gives up at once.
@@ -147,7 +149,8 @@ docker_teardown() {
 	[ -n "$SLOW_PID" ] && kill -TERM "$SLOW_PID" 2>/dev/null
 	stop_pid "$DOCKERD_PID" 60
 	stop_pid "$CTRD_PID" 30
-	DOCKERD_PID= CTRD_PID=
+	DOCKERD_PID=''
+	CTRD_PID=''
 	# A container shim left behind (dockerd killed): by its -address.
 	for m in $(pgrep -f -- "-address $DK/containerd.sock"); do
 		kill -KILL "$m" 2>/dev/null
@@ -282,6 +285,7 @@ if docker build -q --network none -f "$DK/Dockerfile.context" \
     -t xdrproxy-context:t_docker "$ctx" > "$T/context-build.log" 2>&1; then
 	got=$(docker run --rm --network none xdrproxy-context:t_docker \
 	    find /context -type f -printf '%P\n' | sort | tr '\n' ' ')
+	# shellcheck disable=SC2086
 	want=$(printf '%s\n' $wanted | sort | tr '\n' ' ')
 	expect_eq ".dockerignore: the build context holds only the sources" \
 	    "$got" "$want"
