@@ -17,11 +17,17 @@ set -eu
 # tinyproxy: a real forward proxy (CONNECT) for tests/t_egress.sh.
 # python3-prometheus-client: a real Prometheus exposition parser for
 # tests/t_metrics.sh (run with /usr/bin/python3).
+# docker.io, debootstrap: tests/t_docker.sh runs a dockerd of its own and
+# makes its debian:12-slim from the Debian archive; apparmor (a Recommends
+# of docker.io) lets it load its container profile where the kernel has
+# AppArmor; docker-compose checks docker/compose.yaml. On a machine with
+# systemd, Debian also starts its own docker service; the test never uses it.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
-netcat-openbsd logrotate socat tinyproxy python3-prometheus-client"
+netcat-openbsd logrotate socat tinyproxy python3-prometheus-client
+docker.io debootstrap apparmor docker-compose"
 
 missing=""
 for p in $PACKAGES; do
