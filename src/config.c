@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -320,6 +321,14 @@ static int	config_check_no_proxy(struct config_parse *, const char *,
 		    const char *);
 static int	config_check_pinned_pubkey(struct config_parse *,
 		    const char *, const char *);
+static int	config_check_credential(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_key_command(struct config_parse *,
+		    const char *, const char *);
+static int	config_check_pkcs11_uri(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_date(struct config_parse *, const char *,
+		    const char *);
 
 static const struct config_key config_proxy_keys[] = {
 	{ "audit_log", CT_PATH, CF(cf_audit_log, char *),
@@ -365,6 +374,17 @@ static const struct config_key config_proxy_keys[] = {
 	    .ck_check = config_check_no_proxy },
 	{ "admin_listen", CT_LISTEN, CF(cf_admin_listens, struct listen_addrs),
 	    .ck_flags = CK_REPEAT },
+	{ "key_store", CT_PATH, CF(cf_key_store, char *), .ck_flags = 0 },
+	{ "key_store_passphrase_file", CT_PATH,
+	    CF(cf_passphrase_file, char *), .ck_flags = 0 },
+	{ "key_store_passphrase_credential", CT_STRING,
+	    CF(cf_passphrase_credential, char *),
+	    .ck_check = config_check_credential },
+	{ "key_command_timeout", CT_DURATION,
+	    CF(cf_key_command_timeout, unsigned int),
+	    .ck_min = 1, .ck_max = 600 * 1000 },
+	{ "user", CT_STRING, CF(cf_user, char *), .ck_flags = 0 },
+	{ "group", CT_STRING, CF(cf_group, char *), .ck_flags = 0 },
 	{ .ck_name = NULL }
 };
 
@@ -379,9 +399,22 @@ static const struct config_key config_tenant_keys[] = {
 	{ "fqdn", CT_STRING, TN(tn_fqdn, char *),
 	    .ck_flags = CK_REQUIRED, .ck_check = config_check_fqdn },
 	{ "key_id", CT_STRING, TN(tn_key_id, char *),
-	    .ck_flags = CK_REQUIRED, .ck_check = config_check_key_id },
-	{ "key_file", CT_PATH, TN(tn_key_file, char *),
-	    .ck_flags = CK_REQUIRED },
+	    .ck_check = config_check_key_id },
+	{ "key_file", CT_PATH, TN(tn_key_file, char *), .ck_flags = 0 },
+	{ "key_store", CT_PATH, TN(tn_key_store, char *), .ck_flags = 0 },
+	{ "key_name", CT_STRING, TN(tn_key_name, char *), .ck_flags = 0 },
+	{ "key_credential", CT_STRING, TN(tn_key_credential, char *),
+	    .ck_check = config_check_credential },
+	{ "key_command", CT_STRING, TN(tn_key_command, char *),
+	    .ck_check = config_check_key_command },
+	{ "key_pkcs11", CT_STRING, TN(tn_key_pkcs11, char *),
+	    .ck_check = config_check_pkcs11_uri },
+	{ "pkcs11_module", CT_PATH, TN(tn_pkcs11_module, char *),
+	    .ck_flags = 0 },
+	{ "pkcs11_pin_file", CT_PATH, TN(tn_pkcs11_pin_file, char *),
+	    .ck_flags = 0 },
+	{ "key_expires", CT_STRING, TN(tn_key_expires_text, char *),
+	    .ck_check = config_check_date },
 	{ "key_type", CT_ENUM, TN(tn_key_type, enum key_type),
 	    .ck_names = config_key_types },
 	{ "ca_file", CT_STRING, TN(tn_ca_file, char *),
@@ -681,6 +714,88 @@ config_check_pinned_pubkey(struct config_parse *cp, const char *name,
 }
 
 /* Store a copy of value in *dst, replacing what was there. */
+/* A systemd credential's name: a file name in $CREDENTIALS_DIRECTORY. */
+static int
+config_check_credential(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (strchr(value, '/') != NULL || strcmp(value, ".") == 0 ||
+	    strcmp(value, "..") == 0 || strlen(value) > 255) {
+		config_error(cp, cp->cp_line, "%s: '%s' is not a credential "
+		    "name (a file name in $CREDENTIALS_DIRECTORY, no '/')",
+		    name, value);
+		return -1;
+	}
+	return 0;
+}
+
+/* key_command: an absolute program path, then arguments; no shell. */
+static int
+config_check_key_command(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (value[0] != '/') {
+		config_error(cp, cp->cp_line, "key_command: the program must "
+		    "be an absolute path (it runs without a shell or $PATH)");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_check_pkcs11_uri(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (strncasecmp(value, "pkcs11:", 7) != 0) {
+		config_error(cp, cp->cp_line, "key_pkcs11: expected a PKCS#11 "
+		    "URI (RFC 7512), pkcs11:token=...;object=...");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A UTC date, YYYY-MM-DD, as the time_t of its first second; -1 if it is
+ * not one (or not a real day).
+ */
+int64_t
+config_parse_date(const char *s)
+{
+	struct tm	 tm;
+	time_t		 t;
+	char		*end;
+
+	if (strlen(s) != 10 || strspn(s, "0123456789-") != 10 ||
+	    s[4] != '-' || s[7] != '-')
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL || *end != '\0')
+		return -1;
+	tm.tm_isdst = 0;
+	{
+		struct tm	 back;
+		int		 y = tm.tm_year, m = tm.tm_mon, d = tm.tm_mday;
+
+		if ((t = timegm(&tm)) == (time_t)-1 ||
+		    gmtime_r(&t, &back) == NULL || back.tm_year != y ||
+		    back.tm_mon != m || back.tm_mday != d)
+			return -1;
+	}
+	return (int64_t)t;
+}
+
+static int
+config_check_date(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (config_parse_date(value) == -1) {
+		config_error(cp, cp->cp_line, "%s: expected a date, "
+		    "YYYY-MM-DD (UTC), not '%s'", name, value);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 config_strset(struct config_parse *cp, char **dst, const char *value)
 {
@@ -1051,6 +1166,14 @@ tenant_free(struct tenant *tn)
 	free(tn->tn_pinned_pubkey);
 	free(tn->tn_client_cert);
 	free(tn->tn_client_key);
+	free(tn->tn_key_store);
+	free(tn->tn_key_name);
+	free(tn->tn_key_credential);
+	free(tn->tn_key_command);
+	free(tn->tn_key_pkcs11);
+	free(tn->tn_pkcs11_module);
+	free(tn->tn_pkcs11_pin_file);
+	free(tn->tn_key_expires_text);
 	free(tn);
 }
 
@@ -1074,6 +1197,11 @@ config_free(struct config *cf)
 	free(cf->cf_audit_log);
 	free(cf->cf_egress_proxy);
 	free(cf->cf_no_proxy);
+	free(cf->cf_key_store);
+	free(cf->cf_passphrase_file);
+	free(cf->cf_passphrase_credential);
+	free(cf->cf_user);
+	free(cf->cf_group);
 	free(cf);
 }
 
@@ -1131,6 +1259,95 @@ config_connect_to(struct tenant *tn)
 	if (sl == NULL)
 		return -1;
 	tn->tn_curl_connect_to = sl;
+	return 0;
+}
+
+/*
+ * The tenant's key source: exactly one of key_file, key_store + key_name
+ * (key_store may come from [proxy]), key_credential, key_command,
+ * key_pkcs11. key_id is required except from a key store, which keeps it.
+ */
+static int
+config_validate_key(struct config_parse *cp, struct tenant *tn)
+{
+	static const char *const names[] = { "key_file", "key_name",
+	    "key_credential", "key_command", "key_pkcs11" };
+	static const enum key_source sources[] = { KS_FILE, KS_STORE,
+	    KS_CREDENTIAL, KS_COMMAND, KS_PKCS11 };
+	struct config	*cf = cp->cp_conf;
+	const char	*first = NULL;
+	size_t		 i;
+	int		 line, first_line = 0, store_line;
+
+	store_line = config_key_line(config_tenant_keys, tn->tn_seen,
+	    "key_store");
+	if (store_line != 0 && tn->tn_key_name == NULL) {
+		config_error(cp, store_line, "key_store needs key_name: the "
+		    "name of the key in the store");
+		return -1;
+	}
+	for (i = 0; i < nitems(names); i++) {
+		if ((line = config_key_line(config_tenant_keys, tn->tn_seen,
+		    names[i])) == 0)
+			continue;
+		if (first != NULL) {
+			config_error(cp, line, "%s and %s (line %d) both set: "
+			    "a tenant names exactly one key source", names[i],
+			    first, first_line);
+			return -1;
+		}
+		first = names[i];
+		first_line = line;
+		tn->tn_key_source = sources[i];
+	}
+	if (first == NULL) {
+		config_error(cp, tn->tn_line, "[tenant %s] names no key source: "
+		    "set one of key_file, key_store + key_name, key_credential, "
+		    "key_command or key_pkcs11", tn->tn_name);
+		return -1;
+	}
+	tn->tn_key_source_line = first_line;
+	if (tn->tn_key_source == KS_STORE && tn->tn_key_store == NULL) {
+		if (cf->cf_key_store == NULL) {
+			config_error(cp, first_line, "key_name needs key_store, "
+			    "in this section or in [proxy]");
+			return -1;
+		}
+		if ((tn->tn_key_store = strdup(cf->cf_key_store)) == NULL) {
+			config_error(cp, first_line, "out of memory");
+			return -1;
+		}
+	}
+	if (tn->tn_key_source != KS_STORE && tn->tn_key_id == NULL) {
+		config_error(cp, tn->tn_line, "[tenant %s] needs 'key_id' "
+		    "(only a key store keeps the key ID with the key)",
+		    tn->tn_name);
+		return -1;
+	}
+	if (tn->tn_key_source != KS_PKCS11) {
+		for (i = 0; i < 2; i++) {
+			const char *n = i == 0 ? "pkcs11_module" :
+			    "pkcs11_pin_file";
+
+			if ((line = config_key_line(config_tenant_keys,
+			    tn->tn_seen, n)) != 0) {
+				config_error(cp, line, "%s applies only with "
+				    "key_pkcs11", n);
+				return -1;
+			}
+		}
+	} else if (tn->tn_key_type == KEY_STANDARD) {
+		config_error(cp, first_line, "key_pkcs11: a standard key is "
+		    "sent as it is, so it cannot stay on a token; PKCS#11 "
+		    "holds advanced keys only");
+		return -1;
+	}
+	tn->tn_key_type_line = config_key_line(config_tenant_keys,
+	    tn->tn_seen, "key_type");
+	tn->tn_key_id_line = config_key_line(config_tenant_keys, tn->tn_seen,
+	    "key_id");
+	if (tn->tn_key_expires_text != NULL)
+		tn->tn_key_expires = config_parse_date(tn->tn_key_expires_text);
 	return 0;
 }
 
@@ -1272,7 +1489,8 @@ config_validate(struct config_parse *cp)
 		}
 		if (tn->tn_connect_to != NULL && config_connect_to(tn) == -1)
 			goto nomem;
-		if (config_validate_tls(cp, tn) == -1 ||
+		if (config_validate_key(cp, tn) == -1 ||
+		    config_validate_tls(cp, tn) == -1 ||
 		    config_validate_egress(cp, tn) == -1)
 			return -1;
 		/* Two listeners on one address: in this tenant or another. */
@@ -1295,6 +1513,19 @@ config_validate(struct config_parse *cp)
 			}
 		}
 	}
+	if (cf->cf_passphrase_file != NULL &&
+	    cf->cf_passphrase_credential != NULL) {
+		config_error(cp, config_key_line(config_proxy_keys, cf->cf_seen,
+		    "key_store_passphrase_credential"), "key_store_passphrase_"
+		    "file and key_store_passphrase_credential both set: name "
+		    "one");
+		return -1;
+	}
+	cf->cf_passphrase_line = config_key_line(config_proxy_keys,
+	    cf->cf_seen, cf->cf_passphrase_file != NULL ?
+	    "key_store_passphrase_file" : "key_store_passphrase_credential");
+	cf->cf_user_line = config_key_line(config_proxy_keys, cf->cf_seen,
+	    "user");
 	return config_validate_admin(cp);
 nomem:
 	config_error(cp, cp->cp_line, "out of memory");
@@ -1336,6 +1567,7 @@ config_load(const char *path, char **cause)
 	cf->cf_max_clients = 1024;
 	cf->cf_client_header_timeout = 10 * 1000;
 	cf->cf_max_header_count = 100;
+	cf->cf_key_command_timeout = 10 * 1000;
 	cp.cp_conf = cf;
 
 	if ((cp.cp_file = fopen(path, "r")) == NULL) {

@@ -172,6 +172,7 @@ keystore_free(struct key *k)
 {
 	if (k == NULL)
 		return;
+	pkcs11_key_free(k->k_p11);
 	if (k->k_data != NULL) {
 		OPENSSL_cleanse(k->k_data, k->k_size);
 		if (k->k_locked)

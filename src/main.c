@@ -67,31 +67,6 @@ main_harden(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* Load and check every tenant's key. */
-static int
-main_load_keys(struct config *cf, char **cause)
-{
-	struct tenant	*tn;
-	char		*why;
-
-	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
-		if (keystore_load(tn->tn_key_file, &tn->tn_key, &why) == 0) {
-			if (!tn->tn_key->k_locked)
-				log_warnx("tenant %s: cannot lock the key in "
-				    "memory (RLIMIT_MEMLOCK); it may be swapped "
-				    "out", tn->tn_name);
-			continue;
-		}
-		if (asprintf(cause, "%s:%d: key_file %s", cf->cf_file,
-		    tn->tn_key_file_line, why != NULL ? why :
-		    "out of memory") == -1)
-			*cause = NULL;
-		free(why);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * What libcurl will be given for each tenant: the client certificate and
  * its key (the key file checked like a key file, the pair matched), and
@@ -138,15 +113,18 @@ main_check_tenants(struct config *cf, char **cause)
 	return 0;
 }
 
-/* Read and check a configuration and its keys, as -t does. */
+/*
+ * Read and check a configuration and its keys, as -t does. prompt: at
+ * start only, a passphrase may be asked for on the terminal.
+ */
 static struct config *
-main_config_new(const char *file, char **cause)
+main_config_new(const char *file, int prompt, char **cause)
 {
 	struct config	*cf;
 
 	if ((cf = config_load(file, cause)) == NULL)
 		return NULL;
-	if (main_load_keys(cf, cause) == -1 ||
+	if (keysource_load(cf, prompt, cause) == -1 ||
 	    main_check_tenants(cf, cause) == -1) {
 		config_free(cf);
 		return NULL;
@@ -246,7 +224,7 @@ main_reload(struct main_state *ms)
 	    (unsigned long long)request_clock_us(CLOCK_MONOTONIC));
 	(void)main_notify(msg);
 	log_info("SIGHUP: reloading %s", ms->ms_file);
-	if ((cf = main_config_new(ms->ms_file, &cause)) == NULL ||
+	if ((cf = main_config_new(ms->ms_file, 0, &cause)) == NULL ||
 	    server_open(cf, ms->ms_conf, &cause) == -1)
 		goto fail;
 	if (audit_switch(cf->cf_audit_log, &why) == -1) {
@@ -408,7 +386,7 @@ main(int argc, char *argv[])
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
-	if ((cf = main_config_new(file, &cause)) == NULL ||
+	if ((cf = main_config_new(file, 1, &cause)) == NULL ||
 	    main_open_audit(cf, &cause) == -1) {
 		fprintf(stderr, "%s\n", cause != NULL ? cause :
 		    "out of memory");

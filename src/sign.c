@@ -140,6 +140,9 @@ sign_advanced(struct signer *sg, const struct key *k, uint64_t now_ms,
 		return -1;
 	snprintf(sh->sh_timestamp, sizeof(sh->sh_timestamp), "%" PRIu64,
 	    now_ms);
+	if (k->k_p11 != NULL)
+		return pkcs11_hash(k->k_p11, sh->sh_nonce, sh->sh_timestamp,
+		    sh->sh_hash);
 	return sign_hash(sg, k->k_data, k->k_len, sh->sh_nonce,
 	    sh->sh_timestamp, sh->sh_hash);
 }

@@ -74,11 +74,13 @@ void	 json_add_string(struct evbuffer *, const char *, size_t);
 void	 json_add_cstring(struct evbuffer *, const char *);
 
 /* keystore.c */
+struct pkcs11_key;
 struct key {
 	char		*k_data;	/* own mapping; wiped on free */
 	size_t		 k_len;
 	size_t		 k_size;	/* of the mapping */
 	int		 k_locked;	/* mlock()ed */
+	struct pkcs11_key *k_p11;	/* on a token: k_data is NULL */
 };
 int	 keystore_load(const char *, struct key **, char **);
 void	 keystore_free(struct key *);
@@ -88,6 +90,15 @@ int	 keystore_check_client(const char *, const char *, int *, char **);
 enum key_type {
 	KEY_ADVANCED,
 	KEY_STANDARD
+};
+
+/* Where a tenant's key comes from (keysource.c). */
+enum key_source {
+	KS_FILE,	/* key_file */
+	KS_STORE,	/* key_store + key_name (store.c) */
+	KS_CREDENTIAL,	/* key_credential: $CREDENTIALS_DIRECTORY/NAME */
+	KS_COMMAND,	/* key_command (keycmd.c) */
+	KS_PKCS11	/* key_pkcs11 (pkcs11.c) */
 };
 
 /* tls_min_version, in the order of config.c's names. */
@@ -125,9 +136,22 @@ struct tenant {
 	char			*tn_host;	/* api-<fqdn> */
 	char			*tn_base_url;	/* https://api-<fqdn> */
 	char			*tn_key_id;
+	int			 tn_key_id_line;	/* 0: not set (store) */
 	char			*tn_key_file;
 	int			 tn_key_file_line;
 	enum key_type		 tn_key_type;
+	int			 tn_key_type_line;	/* 0: not set */
+	enum key_source		 tn_key_source;
+	int			 tn_key_source_line;	/* its setting's line */
+	char			*tn_key_store;	/* its own, else [proxy]'s */
+	char			*tn_key_name;
+	char			*tn_key_credential;
+	char			*tn_key_command;
+	char			*tn_key_pkcs11;	/* RFC 7512 URI */
+	char			*tn_pkcs11_module;
+	char			*tn_pkcs11_pin_file;
+	char			*tn_key_expires_text;
+	int64_t			 tn_key_expires;	/* UTC s; 0: never */
 	char			*tn_ca_file;
 	char			*tn_connect_to;	/* "api-<fqdn>:443:host:port" */
 	int			 tn_http2;
@@ -183,6 +207,14 @@ struct config {
 	char			*cf_egress_proxy;	/* default of tenants' */
 	char			*cf_no_proxy;
 	struct listen_addrs	 cf_admin_listens;	/* admin.c */
+	char			*cf_key_store;	/* default of tenants' */
+	char			*cf_passphrase_file;
+	char			*cf_passphrase_credential;
+	int			 cf_passphrase_line;
+	unsigned int		 cf_key_command_timeout;	/* ms */
+	char			*cf_user;	/* drop to after setup (priv.c) */
+	char			*cf_group;
+	int			 cf_user_line;
 	struct tenants		 cf_tenants;
 	int			 cf_seen[32];
 };
@@ -196,6 +228,32 @@ int		 config_parse_duration(const char *, unsigned int *);
 int		 config_parse_listen(const char *, struct listen_addr *,
 		    char **);
 int		 config_noproxy_match(const char *, const char *);
+int64_t		 config_parse_date(const char *);
+
+/* keysource.c: loading one generation's keys. */
+struct store_cache;
+struct keyload {
+	struct config		*kl_conf;
+	int			 kl_prompt;	/* may ask on the terminal */
+	struct store_cache	*kl_stores;	/* store.c: opened, by path */
+};
+int	 keysource_load(struct config *, int, char **);
+int	 keysource_credential_path(const char *, char **, char **);
+
+/* store.c */
+int	 store_key_load(struct keyload *, struct tenant *, char **);
+void	 store_cache_free(struct keyload *);
+
+/* keycmd.c */
+int	 keycmd_run(const char *, unsigned int, struct key **, char **);
+
+/* pkcs11.c */
+int	 pkcs11_key_load(struct tenant *, struct key **, char **);
+void	 pkcs11_key_free(struct pkcs11_key *);
+int	 pkcs11_hash(struct pkcs11_key *, const char *, const char *, char *);
+
+/* priv.c */
+int	 priv_drop(const struct config *, char **);
 
 /* clock.c */
 #define CLOCK_SKEW_WARN_MS	(60 * 1000)	/* the tenant allows ~5 min */

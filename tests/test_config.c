@@ -144,8 +144,32 @@ test_errors(void)
 	bad(1, "[tenant acme] needs 'fqdn'",
 	    "[tenant acme]\nlisten = 127.0.0.1:1\nkey_id = 1\nkey_file = /k\n");
 	bad(1, "[tenant acme] needs 'listen'", "[tenant acme]\n");
-	bad(7, "[tenant b] needs 'key_file'", TENANT
+	bad(7, "[tenant b] names no key source: set one of key_file, "
+	    "key_store + key_name, key_credential, key_command or key_pkcs11",
+	    TENANT
 	    "\n[tenant b]\nlisten = 127.0.0.1:1\nfqdn = b.x\nkey_id = 1\n");
+	bad(6, "key_command and key_file (line 5) both set: a tenant names "
+	    "exactly one key source", TENANT "key_command = /bin/echo x\n");
+	bad(6, "key_command: the program must be an absolute path",
+	    TENANT "key_command = echo x\n");
+	bad(6, "key_credential: 'a/b' is not a credential name", TENANT
+	    "key_credential = a/b\n");
+	bad(6, "key_expires: expected a date, YYYY-MM-DD (UTC), not "
+	    "'2026-02-30'", TENANT "key_expires = 2026-02-30\n");
+	bad(6, "pkcs11_module applies only with key_pkcs11", TENANT
+	    "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n");
+	bad(5, "key_pkcs11: a standard key is sent as it is, so it cannot "
+	    "stay on a token", "[tenant acme]\nlisten = 127.0.0.1:8080\n"
+	    "fqdn = a.x\nkey_id = 1\nkey_pkcs11 = pkcs11:object=k\n"
+	    "key_type = standard\n");
+	bad(5, "key_name needs key_store, in this section or in [proxy]",
+	    "[tenant acme]\nlisten = 127.0.0.1:8080\nfqdn = a.x\n"
+	    "key_id = 1\nkey_name = acme\n");
+	bad(4, "key_store needs key_name", "[tenant acme]\n"
+	    "listen = 127.0.0.1:8080\nfqdn = a.x\nkey_store = /s\n");
+	bad(1, "[tenant acme] needs 'key_id' (only a key store keeps the key "
+	    "ID with the key)", "[tenant acme]\nlisten = 127.0.0.1:8080\n"
+	    "fqdn = a.x\nkey_command = /bin/echo k\n");
 	bad(7, "listen 127.0.0.1:8080: already used by [tenant acme] on line 2",
 	    TENANT "[tenant b]\nlisten = 127.0.0.1:8080\nfqdn = b.x\n"
 	    "key_id = 1\nkey_file = /k\n");
@@ -617,6 +641,53 @@ test_admin(void)
 	    TENANT "admin_listen = 127.0.0.1:9901\n");
 }
 
+/* Each key source, and what the tenant keeps of it. */
+static void
+test_key_sources(void)
+{
+	struct config	*cf;
+	struct tenant	*tn;
+	char		*cause = NULL;
+
+	cf = load("[proxy]\nkey_store = /etc/xdrproxy/keys.store\n"
+	    "key_store_passphrase_credential = pass\nkey_command_timeout = 3s\n"
+	    "user = xdrproxy\ngroup = xdrproxy\n"
+	    "[tenant a]\nlisten = 127.0.0.1:1\nfqdn = a.x\nkey_name = a\n"
+	    "key_expires = 2027-01-31\n"
+	    "[tenant b]\nlisten = 127.0.0.1:2\nfqdn = b.x\nkey_id = 7\n"
+	    "key_command = /usr/bin/vault kv get -field=key secret/b\n"
+	    "[tenant c]\nlisten = 127.0.0.1:3\nfqdn = c.x\nkey_id = 8\n"
+	    "key_credential = c.key\n"
+	    "[tenant d]\nlisten = 127.0.0.1:4\nfqdn = d.x\nkey_id = 9\n"
+	    "key_pkcs11 = pkcs11:token=xdr;object=d\n"
+	    "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n", &cause);
+	CHECK(cf != NULL);
+	if (cf == NULL) {
+		fprintf(stderr, "  %s\n", cause);
+		free(cause);
+		return;
+	}
+	CHECK(cf->cf_key_command_timeout == 3000);
+	CHECK_STR(cf->cf_user, "xdrproxy");
+	CHECK(cf->cf_passphrase_line == 3);
+	tn = TAILQ_FIRST(&cf->cf_tenants);
+	CHECK(tn->tn_key_source == KS_STORE);
+	CHECK_STR(tn->tn_key_store, "/etc/xdrproxy/keys.store");
+	CHECK(tn->tn_key_id == NULL && tn->tn_key_source_line == 10);
+	CHECK(tn->tn_key_expires == 1801353600);	/* 2027-01-31 UTC */
+	tn = TAILQ_NEXT(tn, tn_entry);
+	CHECK(tn->tn_key_source == KS_COMMAND && tn->tn_key_expires == 0);
+	tn = TAILQ_NEXT(tn, tn_entry);
+	CHECK(tn->tn_key_source == KS_CREDENTIAL);
+	tn = TAILQ_NEXT(tn, tn_entry);
+	CHECK(tn->tn_key_source == KS_PKCS11);
+	config_free(cf);
+	CHECK(config_parse_date("2028-02-29") == 1835395200);
+	CHECK(config_parse_date("2027-02-29") == -1);
+	CHECK(config_parse_date("2027-1-01") == -1);
+	CHECK(config_parse_date("2027-01-01x") == -1);
+}
+
 int
 main(void)
 {
@@ -632,6 +703,7 @@ main(void)
 	test_types();
 	test_upstream_options();
 	test_admin();
+	test_key_sources();
 	unlink(path);
 	return unit_exit("test_config");
 }
