@@ -54,7 +54,7 @@ keystore_alloc(struct key *k, size_t len)
  * The rules for a file holding a secret, on an open fd: a regular file
  * owned by us or root, no group or other permissions. 0, or -1 and *cause.
  */
-static int
+int
 keystore_check_fd(int fd, const char *path, char **cause)
 {
 	struct stat	 st;
@@ -165,6 +165,29 @@ done:
 	OPENSSL_cleanse(buf, sizeof(buf));
 	close(fd);
 	return rc;
+}
+
+/*
+ * A key (or any secret buffer) of len bytes in its own locked, wiped
+ * mapping, holding a copy of data when it is not NULL (else zeroed); one
+ * byte more is kept zero, so the data is also a C string. NULL when out
+ * of memory.
+ */
+struct key *
+keystore_new(const char *data, size_t len)
+{
+	struct key	*k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	if ((k->k_data = keystore_alloc(k, len + 1)) == NULL) {
+		free(k);
+		return NULL;
+	}
+	if (data != NULL)
+		memcpy(k->k_data, data, len);
+	k->k_len = len;
+	return k;
 }
 
 void

@@ -84,6 +84,8 @@ struct key {
 };
 int	 keystore_load(const char *, struct key **, char **);
 void	 keystore_free(struct key *);
+struct key *keystore_new(const char *, size_t);
+int	 keystore_check_fd(int, const char *, char **);
 int	 keystore_check_client(const char *, const char *, int *, char **);
 
 /* config.c */
@@ -241,6 +243,42 @@ int	 keysource_load(struct config *, int, char **);
 int	 keysource_credential_path(const char *, char **, char **);
 
 /* store.c */
+#define STORE_NAME_MAX	64
+#define STORE_PASS_MAX	1024
+struct store_entry {
+	char			*se_name;
+	char			*se_key_id;	/* digits */
+	enum key_type		 se_type;
+	char			 se_expires[11];	/* YYYY-MM-DD, "": never */
+	struct key		*se_key;
+};
+struct store {
+	struct store_entry	*st_entries;
+	size_t			 st_n;
+	unsigned int		 st_log2n;	/* scrypt cost, for the next write */
+	uint32_t		 st_r, st_p;
+};
+struct store	*store_new(void);
+void		 store_free(struct store *);
+int		 store_seal(const struct store *, const struct key *,
+		    unsigned char **, size_t *, char **);
+int		 store_unseal(const unsigned char *, size_t,
+		    const struct key *, struct store **, char **);
+int		 store_open(const char *, const struct key *, int,
+		    struct store **, char **);
+int		 store_lock(const char *, char **);
+int		 store_write(const struct store *, const char *,
+		    const struct key *, int, char **);
+struct store	*store_parse(const unsigned char *, size_t);
+struct store_entry *store_find(const struct store *, const char *);
+int		 store_put(struct store *, const char *, const char *,
+		    enum key_type, const char *, const char *, size_t, int,
+		    char **);
+int		 store_remove(struct store *, const char *);
+int		 store_check_name(const char *);
+int		 store_check_key(const char *, size_t);
+int		 store_read_secret(const char *, struct key **, char **);
+int		 store_prompt(const char *, struct key **, char **);
 int	 store_key_load(struct keyload *, struct tenant *, char **);
 void	 store_cache_free(struct keyload *);
 

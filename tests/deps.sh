@@ -15,6 +15,8 @@ set -eu
 # logrotate: t_audit.sh runs etc/logrotate.d/xdrproxy for real.
 # socat: the service manager's notify socket in tests/t_notify.sh.
 # mandoc: tests/t_man.sh lints the man pages (mandoc -T lint).
+# strace: tests/t_keys.sh kills xdrproxy-keys at each step of a write
+# (fault injection) to show a crash leaves the old store or the new.
 # tinyproxy: a real forward proxy (CONNECT) for tests/t_egress.sh.
 # python3-prometheus-client: a real Prometheus exposition parser for
 # tests/t_metrics.sh (run with /usr/bin/python3).
@@ -27,7 +29,7 @@ PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
-netcat-openbsd logrotate socat mandoc tinyproxy python3-prometheus-client
+netcat-openbsd logrotate socat mandoc strace tinyproxy python3-prometheus-client
 docker.io debootstrap apparmor docker-compose"
 
 missing=""
