@@ -141,11 +141,32 @@ sed -i '/^key_type/d' "$T/nopass.conf"
 expect_eq "-t with no passphrase and no terminal: 1" "$(rc "$XDRPROXY" -t -c "$T/nopass.conf" < /dev/null)" 1
 expect_match "-t with no passphrase: the message" "$(cat "$T/rc.out")" \
     "key_store $S: no passphrase: set key_store_passphrase_file or key_store_passphrase_credential"
+# Asked on the terminal (a pty from script(1)), echo off.
+if command -v script >/dev/null; then
+	rm -f "$T/tty.in"
+	mkfifo "$T/tty.in"
+	script -qfc "'$XDRPROXY' -t -c '$T/nopass.conf'; echo rc=\$?" /dev/null \
+	    < "$T/tty.in" > "$T/tty.out" 2>&1 &
+	spid=$!
+	exec 5> "$T/tty.in"
+	if wait_for 20 grep -q "Passphrase for key store $S: " "$T/tty.out"; then
+		pass "-t on a terminal: asks for the passphrase"
+		printf '%s\n' "$PASS" >&5
+		wait_for 20 grep -q 'rc=' "$T/tty.out"
+	else
+		fail "-t on a terminal: no prompt: $(cat "$T/tty.out")"
+	fi
+	exec 5>&-
+	wait "$spid"
+	expect_match "-t on a terminal: the store opens" "$(cat "$T/tty.out")" "configuration OK"
+	expect_match "-t on a terminal: exit 0" "$(cat "$T/tty.out")" "rc=0"
+	expect_no_match "-t on a terminal: the passphrase is not echoed" "$(cat "$T/tty.out")" "$PASS"
+else
+	echo "# script(1) not installed: the terminal prompt is not checked"
+fi
 # The passphrase as a systemd credential.
 mkdir -p "$T/creds"
 cp "$T/pass" "$T/creds/store.pass"
-sed 's|^key_store_passphrase_file.*|key_store_passphrase_credential = store.pass|' \
-    "$T/nopass.conf" > /dev/null
 sed "s|^\\[proxy\\]|[proxy]\\nkey_store_passphrase_credential = store.pass|" \
     "$T/nopass.conf" > "$T/cred.conf"
 expect_eq "-t with the passphrase as a credential: 0" \
