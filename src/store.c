@@ -665,20 +665,55 @@ int
 store_open(const char *path, const struct key *pass, int any_owner,
     struct store **out, char **cause)
 {
-	struct key	*buf;
+	struct stat	 sb;
+	unsigned char	*buf;
+	size_t		 len;
+	ssize_t		 n;
 	int		 fd, rc;
 
 	*out = NULL;
 	*cause = NULL;
 	if ((fd = store_open_fd(path, any_owner, cause)) == -1)
 		return -1;
-	rc = store_read_all(fd, path, STORE_FILE_MAX, &buf, cause);
-	close(fd);
-	if (rc == -1)
+	/* Ciphertext only: plain memory, not the locked kind keys need. */
+	if (fstat(fd, &sb) == -1) {
+		if (asprintf(cause, "%s: %s", path, strerror(errno)) == -1)
+			*cause = NULL;
+		close(fd);
 		return -1;
-	rc = store_unseal((unsigned char *)buf->k_data, buf->k_len, pass, out,
-	    cause);
-	keystore_free(buf);
+	}
+	if (sb.st_size > STORE_FILE_MAX) {
+		if (asprintf(cause, "%s: larger than 4 MiB; not a key store",
+		    path) == -1)
+			*cause = NULL;
+		close(fd);
+		return -1;
+	}
+	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
+		*cause = strdup("out of memory");
+		close(fd);
+		return -1;
+	}
+	len = 0;
+	while (len <= (size_t)sb.st_size) {
+		n = read(fd, buf + len, (size_t)sb.st_size + 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			if (asprintf(cause, "%s: %s", path,
+			    strerror(errno)) == -1)
+				*cause = NULL;
+			close(fd);
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	rc = store_unseal(buf, len, pass, out, cause);
+	free(buf);
 	return rc;
 }
 

@@ -92,6 +92,23 @@ expect_eq "a symlinked store: list refused" \
 expect_match "a symlinked store: says why" "$(cat "$T/rc.out")" "a symbolic link; refusing to follow it"
 expect_eq "a symlinked store: add refused" \
     "$(rc "$KEYS" -f "$T/link.store" --passphrase-file "$T/pass" add z --key-id 1 < "$T/api.key")" 1
+# A changed byte, and a header asking for a huge scrypt cost.
+cp "$S" "$T/bad.store"
+printf '\377' | dd of="$T/bad.store" bs=1 seek=50 conv=notrunc 2> /dev/null
+expect_eq "a changed byte: refused" \
+    "$(rc "$KEYS" -f "$T/bad.store" --passphrase-file "$T/pass" list)" 1
+expect_eq "a changed byte: the message" "$(cat "$T/rc.out")" \
+    "xdrproxy-keys: $T/bad.store: wrong passphrase or damaged store"
+cp "$S" "$T/bad.store"
+printf '\036' | dd of="$T/bad.store" bs=1 seek=7 conv=notrunc 2> /dev/null
+t0=$(date +%s%N)
+expect_eq "N = 2^30 in the header: refused" \
+    "$(rc "$KEYS" -f "$T/bad.store" --passphrase-file "$T/pass" list)" 1
+t1=$(date +%s%N)
+expect_match "N = 2^30: refused before deriving, with the bounds" "$(cat "$T/rc.out")" \
+    "scrypt cost in the header \\(N=2\\^30 r=8 p=1\\) is beyond the bounds"
+[ $(( (t1 - t0) / 1000000 )) -lt 2000 ] && pass "N = 2^30: refused at once" ||
+    fail "N = 2^30: took $(( (t1 - t0) / 1000000 )) ms"
 expect_eq "the store is not a key file in disguise" "$(grep -c "$API_KEY" "$S")" 0
 
 # 2. The daemon: key_store + key_name, no key_id.
