@@ -412,6 +412,7 @@ store_parse(const unsigned char *p, size_t len)
 		}
 		if (fl[2] != 0 && fl[2] != 10)
 			goto bad;
+		why = NULL;
 		memcpy(name, f[0], fl[0]);
 		name[fl[0]] = '\0';
 		memcpy(id, f[1], fl[1]);

@@ -107,8 +107,8 @@ expect_eq "N = 2^30 in the header: refused" \
 t1=$(date +%s%N)
 expect_match "N = 2^30: refused before deriving, with the bounds" "$(cat "$T/rc.out")" \
     "scrypt cost in the header \\(N=2\\^30 r=8 p=1\\) is beyond the bounds"
-[ $(( (t1 - t0) / 1000000 )) -lt 2000 ] && pass "N = 2^30: refused at once" ||
-    fail "N = 2^30: took $(( (t1 - t0) / 1000000 )) ms"
+if [ $(( (t1 - t0) / 1000000 )) -lt 2000 ]; then pass "N = 2^30: refused at once"
+else fail "N = 2^30: took $(( (t1 - t0) / 1000000 )) ms"; fi
 expect_eq "the store is not a key file in disguise" "$(grep -c "$API_KEY" "$S")" 0
 
 # 2. The daemon: key_store + key_name, no key_id.
@@ -269,8 +269,8 @@ grep '"event":"request"' "$MOCK_LOG" | grep '"X-Load"' |
 expect_eq "rotation: the tenant saw every request" "$(wc -l < "$T/load.sig")" "$total"
 expect_eq "rotation: every signature verified" "$(awk '$1 != "ok"' "$T/load.sig" | wc -l)" 0
 after=$(awk '$3 == 2' "$T/load.sig" | wc -l)
-[ "$after" -ge 100 ] && pass "rotation: $after requests after the reload" ||
-    fail "rotation: only $after requests after the reload"
+if [ "$after" -ge 100 ]; then pass "rotation: $after requests after the reload"
+else fail "rotation: only $after requests after the reload"; fi
 expect_eq "rotation: every request after the reload signed with the new key" \
     "$(awk '$3 == 2 && $2 != 1001' "$T/load.sig" | wc -l)" 0
 expect_eq "rotation: a new request uses the new key" "$(call s2)" 200
@@ -310,7 +310,7 @@ else
 	# SYSCALL WHEN: the temp file's write, its fsync (1st), the rename,
 	# the directory's fsync (2nd).
 	for step in "write 1" "fsync 1" "rename,renameat,renameat2 1" "fsync 2"; do
-		set -- $step
+		set -- "${step% *}" "${step##* }"
 		i=$((i + 1))
 		printf 'CrashKey%s\n' "$i" | strace -f -o /dev/null \
 		    -e trace="$1" -e inject="$1":signal=KILL:when="$2" \

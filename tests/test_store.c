@@ -216,6 +216,11 @@ main(void)
 		    0, 1, 'a', 0, 1, '1', 0, 0, 10, '2', '0', '3', '0', '-',
 		    '0', '2', '-', '3', '0', 0, 1, 'k' };
 
+		/* a NUL inside the first name (once freed a stale pointer) */
+		static const unsigned char nul[] = { 0, 0, 0, 1, 0, 2, 'a', 0,
+		    0, 1, '1', 0, 0, 0, 0, 1, 'k' };
+
+		CHECK(store_parse(nul, sizeof(nul)) == NULL);
 		CHECK(store_parse(dup, sizeof(dup)) == NULL);
 		CHECK(store_parse(exp, sizeof(exp)) == NULL); /* Feb 30 */
 	}
