@@ -167,6 +167,23 @@ done:
 	return rc;
 }
 
+/* A key holding a copy of the len bytes at buf (the caller wipes buf). */
+struct key *
+keystore_from_buf(const char *buf, size_t len)
+{
+	struct key	*k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	if ((k->k_data = keystore_alloc(k, len + 1)) == NULL) {
+		free(k);
+		return NULL;
+	}
+	memcpy(k->k_data, buf, len);
+	k->k_len = len;
+	return k;
+}
+
 void
 keystore_free(struct key *k)
 {

@@ -84,6 +84,7 @@ struct key {
 };
 int	 keystore_load(const char *, struct key **, char **);
 void	 keystore_free(struct key *);
+struct key *keystore_from_buf(const char *, size_t);
 int	 keystore_check_client(const char *, const char *, int *, char **);
 
 /* config.c */
