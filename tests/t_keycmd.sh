@@ -25,7 +25,7 @@ key_script() {
 kc_config() {
 	write_config "key_command = $T/key.sh --field key  secret/xdr/acme" \
 	    "key_command_timeout = 1s"
-	sed -i -e '/^key_file /d' -e "s/^key_id .*/key_id = ${1:-$KEY_ID}/" \
+	sed -i -e '/^key_file   = /d' -e "s/^key_id .*/key_id = ${1:-$KEY_ID}/" \
 	    "$T/xdrproxy.conf"
 }
 
