@@ -121,8 +121,10 @@ keycmd_wait(pid_t pid, int64_t deadline, int *status)
 		r = waitpid(pid, status, WNOHANG);
 		if (r == pid)
 			return 0;
-		if (r == -1 && errno != EINTR)
-			return 0;	/* ECHILD: somebody reaped it */
+		if (r == -1 && errno != EINTR) {
+			*status = -1;	/* ECHILD: its status is lost */
+			return 0;
+		}
 		if (keycmd_now_ms() >= deadline)
 			return -1;
 		nanosleep(&ts, NULL);
@@ -153,6 +155,7 @@ keycmd_run(const char *command, unsigned int timeout_ms, struct key **k,
 	char		 buf[KEYCMD_MAX + 1], dur[32], *copy = NULL;
 	const char	*why = NULL, *prog;
 	struct pollfd	 pfd;
+	struct sigaction sa;
 	int64_t		 deadline;
 	size_t		 len = 0, i, plen;
 	ssize_t		 n;
@@ -168,6 +171,16 @@ keycmd_run(const char *command, unsigned int timeout_ms, struct key **k,
 		goto done;
 	}
 	keycmd_duration(timeout_ms, dur, sizeof(dur));
+	/*
+	 * An ignored SIGCHLD (inherited from whoever started xdrproxy) would
+	 * have the kernel reap the program, and its exit status be lost.
+	 */
+	if (sigaction(SIGCHLD, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) {
+		sa.sa_handler = SIG_DFL;
+		sa.sa_flags = 0;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGCHLD, &sa, NULL);
+	}
 	deadline = keycmd_now_ms() + timeout_ms;
 	if (keycmd_spawn(copy, &pid, &fd) == -1) {
 		e = errno;
@@ -220,6 +233,10 @@ keycmd_run(const char *command, unsigned int timeout_ms, struct key **k,
 		if (killed && asprintf(cause, "key_command %.*s: killed after "
 		    "%s (key_command_timeout)", (int)plen, prog, dur) == -1)
 			*cause = NULL;
+		goto done;
+	}
+	if (status == -1) {
+		why = "cannot get its exit status";
 		goto done;
 	}
 	if (WIFSIGNALED(status)) {

@@ -49,6 +49,11 @@ out=$("$XDRPROXY" -t -c "$T/xdrproxy.conf" 2>&1)
 expect_no_match "neither stdout nor stderr of the command is shown" "$out" \
     "$STDERR_SECRET"
 
+# Started with SIGCHLD ignored (inherited), the exit status still counts.
+out=$(trap '' CHLD; "$XDRPROXY" -t -c "$T/xdrproxy.conf" 2>&1)
+expect_eq "SIGCHLD ignored by the parent: the status is seen" "$out" \
+    "$where: exited with status 3"
+
 key_script 'exit 0'
 check_t "empty output" "$where: printed nothing"
 key_script 'echo'
@@ -70,21 +75,22 @@ check_t "not executable" "$where: cannot run: Permission denied"
 
 # The timeout: a command that sleeps (and a child of it holding stdout)
 # is killed whole after key_command_timeout, and reaped.
-key_script 'sleep 60 &' 'echo $! > '"$T"'/child.pid' 'exec sleep 61'
+key_script 'sleep 60 &' 'echo $! > '"$T"'/child.pid' \
+    'echo $$ > '"$T"'/main.pid' 'exec sleep 61'
 t0=$(date +%s%N)
 check_t "timeout" "$where: killed after 1s (key_command_timeout)"
 ms=$((($(date +%s%N) - t0) / 1000000))
 if [ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ]; then pass "-t failed after ${ms} ms"
 else fail "-t took $ms ms with key_command_timeout = 1s"; fi
-child=$(cat "$T/child.pid")
-if wait_for 5 sh -c "! kill -0 $child 2>/dev/null"; then
-	pass "the command's whole process group was killed"
-else
-	fail "process $child of the command is still running"
-	kill -KILL "$child"
-fi
-expect_eq "no sleep of the command left" \
-    "$(pgrep -f '^sleep 6[01]$' | wc -l)" 0
+for p in main child; do
+	pid=$(cat "$T/$p.pid")
+	if wait_for 5 sh -c "! kill -0 $pid 2>/dev/null"; then
+		pass "the command's $p process was killed"
+	else
+		fail "the command's $p process $pid is still running"
+		kill -KILL "$pid"
+	fi
+done
 
 # The program runs with stdin /dev/null, no descriptor of ours, and the
 # arguments as written, split on blanks without a shell.
@@ -98,7 +104,7 @@ expect_eq "arguments split on blanks" "$(cat "$T/args")" \
     "--field|key|secret/xdr/acme|"
 expect_eq "only stdin, stdout, stderr (and the shell's own)" \
     "$(grep -cvxE '[0-2]|1[0-9]|255' "$T/fds")" 0
-expect_eq "stdin and stderr are /dev/null" "$(cat "$T/std" | tr '\n' ' ')" \
+expect_eq "stdin and stderr are /dev/null" "$(tr '\n' ' ' < "$T/std")" \
     "/dev/null /dev/null "
 
 # 2. Calls signed with the key it prints.
