@@ -80,8 +80,16 @@ keycmd_spawn(char *copy, pid_t *pid, int *fd)
 		errno = ENOENT;
 		return -1;
 	}
-	if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) == -1)
+	/* Only our end is non-blocking: the program gets a plain stdout. */
+	if (pipe2(pfd, O_CLOEXEC) == -1)
 		return -1;
+	if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) == -1) {
+		e = errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		errno = e;
+		return -1;
+	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&sa);
 	sigfillset(&all);

@@ -97,6 +97,7 @@ done
 key_script 'printf "%s|" "$@" > '"$T"'/args' \
     'ls /proc/$$/fd > '"$T"'/fds' \
     'readlink /proc/$$/fd/0 /proc/$$/fd/2 > '"$T"'/std' \
+    'python3 -c "import os, sys; open(sys.argv[1], \"w\").write(str(os.get_blocking(1)))" '"$T"'/blocking' \
     "echo '$API_KEY'"
 out=$("$XDRPROXY" -t -c "$T/xdrproxy.conf" 2>&1)
 expect_eq "-t passes with a working command" "$?" 0
@@ -104,6 +105,7 @@ expect_eq "arguments split on blanks" "$(cat "$T/args")" \
     "--field|key|secret/xdr/acme|"
 expect_eq "only stdin, stdout, stderr (and the shell's own)" \
     "$(grep -cvxE '[0-2]|1[0-9]|255' "$T/fds")" 0
+expect_eq "its stdout is a blocking pipe" "$(cat "$T/blocking")" True
 expect_eq "stdin and stderr are /dev/null" "$(tr '\n' ' ' < "$T/std")" \
     "/dev/null /dev/null "
 
