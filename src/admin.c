@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
@@ -148,6 +149,8 @@ admin_tenant_state(const struct tenant *tn)
 		return "key not loaded";
 	if (tn->tn_key->k_len == 0)
 		return "key empty";
+	if (expiry_expired(tn, (int64_t)time(NULL)))
+		return "key expired";
 	return NULL;
 }
 

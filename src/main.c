@@ -129,6 +129,7 @@ main_config_new(const char *file, int prompt, char **cause)
 		config_free(cf);
 		return NULL;
 	}
+	expiry_check(cf);
 	return cf;
 }
 
@@ -435,6 +436,8 @@ main(int argc, char *argv[])
 	}
 	if (admin_start(ms.ms_base, cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
+	if (expiry_start(ms.ms_base, &ms.ms_conf) == -1)
+		fatalx("out of memory");
 	for (i = 0; i < 4; i++) {
 		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
 		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)
@@ -455,6 +458,7 @@ main(int argc, char *argv[])
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
 	admin_free();
+	expiry_stop();
 	log_info("stopped");
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);

@@ -754,6 +754,27 @@ metrics_render_skew(struct evbuffer *b, const struct config *cf)
 	}
 }
 
+/* key_expires (or the store's expiry), for tenants that have one. */
+static void
+metrics_render_key_expiry(struct evbuffer *b, const struct config *cf)
+{
+	const struct tenant	*tn;
+
+	metrics_family(b, "xdrproxy_key_expiry_timestamp_seconds", "gauge",
+	    "When the tenant's API key expires (the start of its key_expires "
+	    "day, UTC); no sample for a key without an expiry.");
+	if (cf == NULL)
+		return;
+	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
+		if (tn->tn_metrics_slot < 0 || tn->tn_key_expires == 0)
+			continue;
+		metrics_tenant_sample(b,
+		    "xdrproxy_key_expiry_timestamp_seconds",
+		    tn->tn_metrics_slot, NULL);
+		evbuffer_add_printf(b, "%" PRId64 "\n", tn->tn_key_expires);
+	}
+}
+
 static void
 metrics_render_worker_counters(struct evbuffer *b)
 {
@@ -804,5 +825,6 @@ metrics_render(struct evbuffer *b, const struct config *cf)
 	metrics_render_requests(b);
 	metrics_render_tenants(b);
 	metrics_render_skew(b, cf);
+	metrics_render_key_expiry(b, cf);
 	metrics_render_worker_counters(b);
 }

@@ -84,7 +84,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 	struct request		*req;
 	struct filter_req	 fq;
 	struct filter_res	 fs;
-	char			*cause = NULL, local[64];
+	char			*cause = NULL, local[64], why[256];
 	int			 has_body;
 
 	if ((req = request_new(ln, http)) == NULL ||
@@ -128,6 +128,10 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		else
 			request_fail(req, fs.fs_status, fs.fs_code, "%s",
 			    fs.fs_why);
+		return;
+	}
+	if (expiry_refused(req, why, sizeof(why)) == -1) {
+		request_fail(req, 503, "key_expired", "%s", why);
 		return;
 	}
 	has_body = fs.fs_has_body;

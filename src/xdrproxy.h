@@ -282,6 +282,14 @@ int		 store_prompt(const char *, struct key **, char **);
 int	 store_key_load(struct keyload *, struct tenant *, char **);
 void	 store_cache_free(struct keyload *);
 
+/* expiry.c */
+struct request;
+int	 expiry_expired(const struct tenant *, int64_t);
+int	 expiry_refused(const struct request *, char *, size_t);
+void	 expiry_check(const struct config *);
+int	 expiry_start(struct event_base *, struct config *const *);
+void	 expiry_stop(void);
+
 /* keycmd.c */
 int	 keycmd_run(const char *, unsigned int, struct key **, char **);
 
