@@ -69,7 +69,8 @@ keystore_check_fd(int fd, const char *path, char **cause)
 			*cause = NULL;
 		return -1;
 	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
+	/* Or [proxy] user's, when started as root to drop to it. */
+	if (st.st_uid != geteuid() && st.st_uid != 0 && !priv_owns(st.st_uid)) {
 		if (asprintf(cause, "%s: owned by uid %u; must be owned by "
 		    "uid %u (the user running xdrproxy) or root", path,
 		    (unsigned)st.st_uid, (unsigned)geteuid()) == -1)

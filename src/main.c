@@ -65,6 +65,17 @@ main_harden(void)
 
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* No setuid program (nor key_command) can gain privileges. */
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+/* A string setting that changed between two generations. */
+static int
+main_changed(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
 }
 
 /*
@@ -124,7 +135,8 @@ main_config_new(const char *file, int prompt, char **cause)
 
 	if ((cf = config_load(file, cause)) == NULL)
 		return NULL;
-	if (keysource_load(cf, prompt, cause) == -1 ||
+	if (priv_prepare(cf, cause) == -1 ||
+	    keysource_load(cf, prompt, cause) == -1 ||
 	    main_check_tenants(cf, cause) == -1) {
 		config_free(cf);
 		return NULL;
@@ -250,6 +262,10 @@ main_reload(struct main_state *ms)
 		log_warnx("%s: workers = %d takes effect at the next restart; "
 		    "%d keep running", cf->cf_file, cf->cf_workers,
 		    ms->ms_nworkers);
+	if (main_changed(cf->cf_user, ms->ms_conf->cf_user) ||
+	    main_changed(cf->cf_group, ms->ms_conf->cf_group))
+		log_warnx("%s:%d: user/group changes need a restart; "
+		    "running on as before", cf->cf_file, cf->cf_user_line);
 	cf->cf_gen = ms->ms_conf->cf_gen + 1;
 	ms->ms_next = cf;
 	ms->ms_switching = ms->ms_nworkers;
@@ -388,7 +404,8 @@ main(int argc, char *argv[])
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
 	if ((cf = main_config_new(file, 1, &cause)) == NULL ||
-	    main_open_audit(cf, &cause) == -1) {
+	    main_open_audit(cf, &cause) == -1 ||
+	    (test && priv_check(cf, &cause) == -1)) {
 		fprintf(stderr, "%s\n", cause != NULL ? cause :
 		    "out of memory");
 		free(cause);
@@ -438,6 +455,9 @@ main(int argc, char *argv[])
 		fatalx("%s", cause != NULL ? cause : "out of memory");
 	if (expiry_start(ms.ms_base, &ms.ms_conf) == -1)
 		fatalx("out of memory");
+	/* Everything root had to open is open: drop before any worker. */
+	if (priv_drop(cf, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
 	for (i = 0; i < 4; i++) {
 		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
 		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)

@@ -299,7 +299,10 @@ void	 pkcs11_key_free(struct pkcs11_key *);
 int	 pkcs11_hash(struct pkcs11_key *, const char *, const char *, char *);
 
 /* priv.c */
+int	 priv_prepare(const struct config *, char **);
+int	 priv_owns(uid_t);
 int	 priv_drop(const struct config *, char **);
+int	 priv_check(const struct config *, char **);
 
 /* clock.c */
 #define CLOCK_SKEW_WARN_MS	(60 * 1000)	/* the tenant allows ~5 min */

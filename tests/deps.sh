@@ -25,12 +25,15 @@ set -eu
 # of docker.io) lets it load its container profile where the kernel has
 # AppArmor; docker-compose checks docker/compose.yaml. On a machine with
 # systemd, Debian also starts its own docker service; the test never uses it.
+# systemd: systemd-analyze verify/security on etc/systemd/ in
+# tests/t_systemd.sh (works offline, without systemd running).
+# passwd: useradd, for the test user of tests/t_priv.sh.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
 netcat-openbsd logrotate socat mandoc strace tinyproxy python3-prometheus-client
-docker.io debootstrap apparmor docker-compose"
+docker.io debootstrap apparmor docker-compose systemd passwd"
 
 missing=""
 for p in $PACKAGES; do
