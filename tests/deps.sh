@@ -15,6 +15,9 @@ set -eu
 # logrotate: t_audit.sh runs etc/logrotate.d/xdrproxy for real.
 # socat: the service manager's notify socket in tests/t_notify.sh.
 # mandoc: tests/t_man.sh lints the man pages (mandoc -T lint).
+# libp11-kit-dev: p11-kit parses key_pkcs11's RFC 7512 URIs and loads
+# PKCS#11 modules (src/pkcs11.c); softhsm2: the software token that
+# tests/t_pkcs11.sh keeps the key on.
 # tinyproxy: a real forward proxy (CONNECT) for tests/t_egress.sh.
 # python3-prometheus-client: a real Prometheus exposition parser for
 # tests/t_metrics.sh (run with /usr/bin/python3).
@@ -25,10 +28,10 @@ set -eu
 # systemd, Debian also starts its own docker service; the test never uses it.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
-libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
+libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev libp11-kit-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
 netcat-openbsd logrotate socat mandoc tinyproxy python3-prometheus-client
-docker.io debootstrap apparmor docker-compose"
+docker.io debootstrap apparmor docker-compose softhsm2"
 
 missing=""
 for p in $PACKAGES; do
