@@ -140,6 +140,12 @@ pkcs11_open_module(struct pkcs11_key *p, const char *path, P11KitUri *uri,
 			return -1;
 		}
 		for (i = 0; p->p_mods[i] != NULL; i++) {
+			CK_INFO	 info;
+
+			/* The URI's module-name and library attributes. */
+			if (p->p_mods[i]->C_GetInfo(&info) != CKR_OK ||
+			    !p11_kit_uri_match_module_info(uri, &info))
+				continue;
 			if (pkcs11_find_slot(p->p_mods[i], uri, slot) == 0) {
 				p->p_mod = p->p_mods[i];
 				return 0;
