@@ -15,7 +15,7 @@ for m in /usr/lib/softhsm/libsofthsm2.so \
 	[ -f "$m" ] && { MODULE=$m; break; }
 done
 [ -n "$MODULE" ] || skip_all "libsofthsm2.so not found"
-IMPORT=$top_builddir/tests/p11import
+IMPORT=${XDRPROXY%/src/xdrproxy}/tests/p11import
 [ -x "$IMPORT" ] || skip_all "tests/p11import not built"
 
 make_pki
