@@ -145,7 +145,11 @@ admin_metrics(struct evhttp_request *req)
 static const char *
 admin_tenant_state(const struct tenant *tn)
 {
-	if (tn->tn_key == NULL || tn->tn_key->k_data == NULL)
+	if (tn->tn_key == NULL)
+		return "key not loaded";
+	if (tn->tn_key->k_p11 != NULL)	/* on a token, checked at load */
+		return NULL;
+	if (tn->tn_key->k_data == NULL)
 		return "key not loaded";
 	if (tn->tn_key->k_len == 0)
 		return "key empty";

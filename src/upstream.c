@@ -309,7 +309,8 @@ upstream_headers_free(struct curl_slist *list)
  * "Accept:", "Content-Type:" and "Expect:" stop libcurl adding its own.
  */
 static int
-upstream_headers(struct request *req, int body_mode, struct curl_slist **out)
+upstream_headers(struct request *req, int body_mode, struct curl_slist **out,
+    char **cause)
 {
 	struct worker		*w = req->req_worker;
 	struct tenant		*tn = req->req_tenant;
@@ -358,6 +359,9 @@ upstream_headers(struct request *req, int body_mode, struct curl_slist **out)
 		if (sign_advanced(&w->w_signer, tn->tn_key,
 		    req->req_start_wall_ms, &sh) == -1) {
 			upstream_headers_free(hl.hl_nodes);
+			if (tn->tn_key->k_p11 != NULL)
+				*cause = strdup("the PKCS#11 token did not "
+				    "sign the request");
 			return -1;
 		}
 		upstream_hlist_add(&hl, "x-xdr-nonce", sh.sh_nonce);
@@ -603,7 +607,8 @@ upstream_start(struct request *req, int has_body,
 		return -1;
 	req->req_xfer.ux_easy = easy;
 	req->req_xfer.ux_cbs = cbs;
-	if (upstream_headers(req, body_mode, &req->req_xfer.ux_headers) == -1)
+	if (upstream_headers(req, body_mode, &req->req_xfer.ux_headers,
+	    cause) == -1)
 		return -1;
 
 	evbuffer_drain(tmp, evbuffer_get_length(tmp));

@@ -17,6 +17,9 @@ set -eu
 # mandoc: tests/t_man.sh lints the man pages (mandoc -T lint).
 # strace: tests/t_keys.sh kills xdrproxy-keys at each step of a write
 # (fault injection) to show a crash leaves the old store or the new.
+# libp11-kit-dev: p11-kit parses key_pkcs11's RFC 7512 URIs and loads
+# PKCS#11 modules (src/pkcs11.c); softhsm2: the software token that
+# tests/t_pkcs11.sh keeps the key on.
 # tinyproxy: a real forward proxy (CONNECT) for tests/t_egress.sh.
 # python3-prometheus-client: a real Prometheus exposition parser for
 # tests/t_metrics.sh (run with /usr/bin/python3).
@@ -30,10 +33,10 @@ set -eu
 # passwd: useradd, for the test user of tests/t_priv.sh.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
-libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev
+libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev libp11-kit-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
 netcat-openbsd logrotate socat mandoc strace tinyproxy python3-prometheus-client
-docker.io debootstrap apparmor docker-compose systemd passwd"
+docker.io debootstrap apparmor docker-compose systemd passwd softhsm2"
 
 missing=""
 for p in $PACKAGES; do
