@@ -765,8 +765,9 @@ config_parse_date(const char *s)
 	time_t		 t;
 	char		*end;
 
+	/* From 2000 on: 0 (1970-01-01) means "no expiry" to callers. */
 	if (strlen(s) != 10 || strspn(s, "0123456789-") != 10 ||
-	    s[4] != '-' || s[7] != '-')
+	    s[4] != '-' || s[7] != '-' || strncmp(s, "2", 1) != 0)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL || *end != '\0')

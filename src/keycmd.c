@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -55,6 +56,69 @@ keycmd_duration(unsigned int ms, char *buf, size_t len)
 }
 
 /*
+ * Started as root with [proxy] user set (keys load before the drop): the
+ * program runs as that user, never as root. posix_spawn cannot change ids,
+ * so fork and drop in the child, which only makes async-signal-safe calls;
+ * this happens before any worker thread exists. An exec failure's errno
+ * comes back through a close-on-exec pipe.
+ */
+static int
+keycmd_fork_as(char *const argv[], uid_t uid, gid_t gid, int out, pid_t *pid)
+{
+	struct sigaction	 sa;
+	sigset_t		 none;
+	int			 ep[2], e = 0, fd, sig, errfd;
+	ssize_t			 n;
+
+	if (pipe2(ep, O_CLOEXEC) == -1)
+		return -1;
+	if ((*pid = fork()) == -1) {
+		e = errno;
+		close(ep[0]);
+		close(ep[1]);
+		errno = e;
+		return -1;
+	}
+	if (*pid == 0) {
+		errfd = ep[1];
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		for (sig = 1; sig < NSIG; sig++)
+			(void)sigaction(sig, &sa, NULL);
+		sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		(void)setpgid(0, 0);
+		if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+		    setresuid(uid, uid, uid) == -1 || setuid(0) != -1)
+			goto fail;
+		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
+		    dup2(fd, 0) == -1 || dup2(out, 1) == -1 || dup2(fd, 2) == -1)
+			goto fail;
+		if (ep[1] != 3 && dup2(ep[1], 3) == -1)
+			goto fail;
+		errfd = 3;
+		(void)fcntl(3, F_SETFD, FD_CLOEXEC);
+		closefrom(4);
+		execve(argv[0], argv, environ);
+fail:
+		e = errno != 0 ? errno : EPERM;
+		(void)!write(errfd, &e, sizeof(e));
+		_exit(127);
+	}
+	close(ep[1]);
+	while ((n = read(ep[0], &e, sizeof(e))) == -1 && errno == EINTR)
+		;
+	close(ep[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		while (waitpid(*pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Start the program: *pid and the read end of its stdout in *fd, or -1
  * with errno. argv is split in place in copy.
  */
@@ -66,6 +130,8 @@ keycmd_spawn(char *copy, pid_t *pid, int *fd)
 	sigset_t			 all, none;
 	char				*argv[KEYCMD_ARGS + 1], *p, *save;
 	int				 argc = 0, pfd[2] = { -1, -1 }, rc, e;
+	uid_t				 uid;
+	gid_t				 gid;
 
 	for (p = strtok_r(copy, " \t", &save); p != NULL;
 	    p = strtok_r(NULL, " \t", &save)) {
@@ -89,6 +155,18 @@ keycmd_spawn(char *copy, pid_t *pid, int *fd)
 		close(pfd[1]);
 		errno = e;
 		return -1;
+	}
+	if (priv_target(&uid, &gid)) {
+		rc = keycmd_fork_as(argv, uid, gid, pfd[1], pid);
+		e = errno;
+		close(pfd[1]);
+		if (rc == -1) {
+			close(pfd[0]);
+			errno = e;
+			return -1;
+		}
+		*fd = pfd[0];
+		return 0;
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&sa);

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -27,6 +28,7 @@
 
 /* Started as root with a user set: that user may own key files too. */
 static uid_t	 priv_owner = (uid_t)-1;
+static gid_t	 priv_group = (gid_t)-1;
 
 /* Format a cause as "FILE:LINE: ..." (LINE of the user setting). */
 static int
@@ -89,9 +91,25 @@ priv_prepare(const struct config *cf, char **cause)
 		return 0;
 	if (priv_resolve(cf, &uid, &gid, cause) == -1)
 		return -1;
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		priv_owner = uid;
+		priv_group = gid;
+	}
 	return 0;
+}
+
+/*
+ * Still root, with a user to drop to: 1 and its ids (a key_command run
+ * before the drop runs as that user), else 0.
+ */
+int
+priv_target(uid_t *uid, gid_t *gid)
+{
+	if (priv_owner == (uid_t)-1 || geteuid() != 0)
+		return 0;
+	*uid = priv_owner;
+	*gid = priv_group;
+	return 1;
 }
 
 /* Whether uid is the user xdrproxy will drop to (priv_prepare()). */
@@ -104,8 +122,8 @@ priv_owns(uid_t uid)
 int
 priv_drop(const struct config *cf, char **cause)
 {
-	uid_t	 uid;
-	gid_t	 gid, groups[2];
+	uid_t	 uid, ru, eu, su;
+	gid_t	 gid, groups[2], rg, eg, sg;
 	char	 why[128];
 	int	 n;
 
@@ -136,8 +154,12 @@ priv_drop(const struct config *cf, char **cause)
 	}
 	/* The drop must hold: no way back to root, no group left over. */
 	n = getgroups(2, groups);
-	if (setuid(0) != -1 || getuid() != uid || geteuid() != uid ||
-	    getgid() != gid || getegid() != gid || n != 1 || groups[0] != gid)
+	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1)
+		ru = eu = su = 0, rg = eg = sg = 0;
+	if (setuid(0) != -1 || ru != uid || eu != uid || su != uid ||
+	    rg != gid || eg != gid || sg != gid ||
+	    setfsuid((uid_t)-1) != (int)uid || setfsgid((gid_t)-1) != (int)gid ||
+	    n != 1 || groups[0] != gid)
 		return priv_error(cf, cause, "user", cf->cf_user,
 		    "privileges still held after dropping them");
 	/* setuid clears it; keys stay out of core dumps and ptrace. */

@@ -849,7 +849,7 @@ store_write_all(int fd, const unsigned char *p, size_t len)
 int
 store_lock(const char *path, char **cause)
 {
-	char	*copy;
+	char	*copy, *dir;
 	int	 fd;
 
 	*cause = NULL;
@@ -857,9 +857,10 @@ store_lock(const char *path, char **cause)
 		*cause = strdup("out of memory");
 		return -1;
 	}
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dir = dirname(copy);	/* may change copy: call it once */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1 || flock(fd, LOCK_EX) == -1) {
-		if (asprintf(cause, "%s: %s", dirname(copy),
+		if (asprintf(cause, "%s: %s", dir,
 		    strerror(errno)) == -1)
 			*cause = NULL;
 		if (fd != -1)
@@ -971,13 +972,16 @@ store_write(const struct store *st, const char *path, const struct key *pass,
 		goto syserr;
 	}
 	fd = -1;
-	if (rename(tmp, path) == -1)
+	/* A new store never replaces one that appeared meanwhile. */
+	if ((exists ? rename(tmp, path) : renameat2(AT_FDCWD, tmp, AT_FDCWD,
+	    path, RENAME_NOREPLACE)) == -1)
 		goto syserr;
 	free(tmp);
 	tmp = NULL;
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsync(dfd) == -1) {
-		if (asprintf(cause, "%s: fsync of the directory: %s", dir,
+		if (asprintf(cause, "%s: the store was written, but the "
+		    "directory's fsync failed (a crash now may undo it): %s", dir,
 		    strerror(errno)) == -1)
 			*cause = NULL;
 		goto done;

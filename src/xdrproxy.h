@@ -301,6 +301,7 @@ int	 pkcs11_hash(struct pkcs11_key *, const char *, const char *, char *);
 /* priv.c */
 int	 priv_prepare(const struct config *, char **);
 int	 priv_owns(uid_t);
+int	 priv_target(uid_t *, gid_t *);
 int	 priv_drop(const struct config *, char **);
 int	 priv_check(const struct config *, char **);
 

@@ -111,4 +111,20 @@ wait_for 20 grep -q ': xdrproxy [0-9.]* running' "$T/self.log"
 expect_match "not root but already the user: starts" "$(cat "$T/self.log")" \
     ': xdrproxy [0-9.]* running'
 
+# A key_command runs before the drop at start (and under -t): as the user,
+# never as root.
+mkdir -m 1777 "$T/cmdout"
+cat > "$T/whoami-key.sh" <<EOF
+#!/bin/sh
+id -u > $T/cmdout/uid
+printf '%s\\n' '$API_KEY'
+EOF
+chmod 755 "$T/whoami-key.sh"
+write_config "" "user = $U"
+sed -i "s|^key_file .*|key_command = $T/whoami-key.sh|" "$T/xdrproxy.conf"
+"$XDRPROXY" -t -c "$T/xdrproxy.conf" > "$T/tcmd.out" 2>&1
+expect_eq "-t with key_command and user exits 0" "$?" 0
+expect_eq "key_command under -t ran as the user, not root" \
+    "$(cat "$T/cmdout/uid" 2>/dev/null)" "$UID_T"
+
 finish
