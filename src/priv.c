@@ -195,6 +195,42 @@ priv_check_file(const struct config *cf, const char *what, const char *path,
 		    cf->cf_user);
 }
 
+/* A key_command program the user could not run on a reload. */
+static void
+priv_check_exec(const struct config *cf, const char *command, uid_t uid,
+    gid_t gid)
+{
+	struct stat	 st;
+	char		*prog;
+
+	if (command == NULL ||
+	    (prog = strndup(command, strcspn(command, " \t"))) == NULL)
+		return;
+	if (stat(prog, &st) == 0 && !(st.st_uid == uid ?
+	    (st.st_mode & S_IXUSR) : st.st_gid == gid ?
+	    (st.st_mode & S_IXGRP) : (st.st_mode & S_IXOTH)))
+		log_warnx("key_command %s: not executable by user %s; after "
+		    "dropping to it, a reload cannot run it", prog,
+		    cf->cf_user);
+	free(prog);
+}
+
+/* A systemd credential, where $CREDENTIALS_DIRECTORY is set. */
+static void
+priv_check_credential(const struct config *cf, const char *what,
+    const char *name, uid_t uid, gid_t gid)
+{
+	char	*path, *why = NULL;
+
+	if (name == NULL || getenv("CREDENTIALS_DIRECTORY") == NULL)
+		return;
+	if (keysource_credential_path(name, &path, &why) == 0) {
+		priv_check_file(cf, what, path, 1, uid, gid);
+		free(path);
+	}
+	free(why);
+}
+
 /*
  * For -t: the user and group must resolve; each file read again on a
  * reload that the target user could not read is a warning, not an error
@@ -214,8 +250,11 @@ priv_check(const struct config *cf, char **cause)
 		return -1;
 	if (geteuid() != 0)
 		return 0;
+	priv_check_file(cf, "configuration", cf->cf_file, 0, uid, gid);
 	priv_check_file(cf, "key_store_passphrase_file",
 	    cf->cf_passphrase_file, 1, uid, gid);
+	priv_check_credential(cf, "key_store_passphrase_credential",
+	    cf->cf_passphrase_credential, uid, gid);
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
 		priv_check_file(cf, "key_file", tn->tn_key_file, 1, uid, gid);
 		if (tn->tn_key_source == KS_STORE)
@@ -223,6 +262,9 @@ priv_check(const struct config *cf, char **cause)
 			    uid, gid);
 		priv_check_file(cf, "pkcs11_pin_file", tn->tn_pkcs11_pin_file,
 		    1, uid, gid);
+		priv_check_credential(cf, "key_credential",
+		    tn->tn_key_credential, uid, gid);
+		priv_check_exec(cf, tn->tn_key_command, uid, gid);
 		priv_check_file(cf, "ca_file", tn->tn_ca_file, 0, uid, gid);
 		priv_check_file(cf, "client_cert", tn->tn_client_cert, 0,
 		    uid, gid);

@@ -127,4 +127,12 @@ expect_eq "-t with key_command and user exits 0" "$?" 0
 expect_eq "key_command under -t ran as the user, not root" \
     "$(cat "$T/cmdout/uid" 2>/dev/null)" "$UID_T"
 
+# A configuration the user cannot read: a reload could not re-read it.
+chmod 600 "$T/xdrproxy.conf"
+"$XDRPROXY" -t -c "$T/xdrproxy.conf" > "$T/tconf.out" 2>&1
+expect_eq "-t with a root-only configuration exits 0" "$?" 0
+expect_match "-t warns that a reload cannot read the configuration" \
+    "$(cat "$T/tconf.out")" \
+    "configuration $T/xdrproxy.conf: not readable by user $U; after dropping to it, a reload cannot read it"
+
 finish
