@@ -243,7 +243,7 @@ keycmd_run(const char *command, unsigned int timeout_ms, struct key **k,
 	struct pollfd	 pfd;
 	struct sigaction sa;
 	int64_t		 deadline;
-	size_t		 len = 0, i, plen;
+	size_t		 len = 0, plen;
 	ssize_t		 n;
 	pid_t		 pid = -1;
 	int		 fd = -1, status = 0, e, timeout, rc = -1, killed = 0;
@@ -338,27 +338,19 @@ keycmd_run(const char *command, unsigned int timeout_ms, struct key **k,
 			*cause = NULL;
 		goto done;
 	}
-	/* One line: drop a single trailing \n or \r\n. */
-	if (len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	if (len == 0) {
+	switch (keystore_line(buf, &len)) {
+	case KEYLINE_OK:
+		break;
+	case KEYLINE_EMPTY:
 		why = "printed nothing";
 		goto done;
-	}
-	for (i = 0; i < len; i++) {
-		if (buf[i] == '\n') {
-			why = "printed more than one line";
-			goto done;
-		}
-	}
-	for (i = 0; i < len; i++) {
-		if (buf[i] <= 0x20 || buf[i] >= 0x7f) {
-			why = "printed a line that is not printable "
-			    "characters without spaces";
-			goto done;
-		}
+	case KEYLINE_LINES:
+		why = "printed more than one line";
+		goto done;
+	case KEYLINE_BAD:
+		why = "printed a line that is not printable characters "
+		    "without spaces";
+		goto done;
 	}
 	if ((*k = keystore_new(buf, len)) == NULL) {
 		why = "out of memory";

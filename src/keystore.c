@@ -88,6 +88,30 @@ keystore_check_fd(int fd, const char *path, char **cause)
 }
 
 /*
+ * A key as one line of text: one trailing \n or \r\n is dropped from
+ * *len, and what is left must be printable characters without spaces.
+ */
+enum keyline
+keystore_line(const char *buf, size_t *len)
+{
+	size_t	 i, n = *len;
+
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	*len = n;
+	if (n == 0)
+		return KEYLINE_EMPTY;
+	if (memchr(buf, '\n', n) != NULL)
+		return KEYLINE_LINES;
+	for (i = 0; i < n; i++)
+		if (buf[i] <= 0x20 || buf[i] >= 0x7f)
+			return KEYLINE_BAD;
+	return KEYLINE_OK;
+}
+
+/*
  * Read and check the key file at path. On success *out holds the key and 0
  * is returned; otherwise -1 and *cause says why (never quoting the key).
  */
@@ -97,7 +121,8 @@ keystore_load(const char *path, struct key **out, char **cause)
 	char		 buf[KEY_MAX + 2];
 	struct key	*k = NULL;
 	ssize_t		 n;
-	size_t		 len = 0, i;
+	size_t		 len = 0;
+	enum keyline	 line;
 	int		 fd, rc = -1;
 
 	*out = NULL;
@@ -132,23 +157,12 @@ keystore_load(const char *path, struct key **out, char **cause)
 			*cause = NULL;
 		goto done;
 	}
-	/* One line: drop a single trailing \n or \r\n. */
-	if (len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	if (len == 0) {
-		if (asprintf(cause, "%s: empty", path) == -1)
+	if ((line = keystore_line(buf, &len)) != KEYLINE_OK) {
+		if (asprintf(cause, line == KEYLINE_EMPTY ? "%s: empty" :
+		    "%s: the key must be one line of printable characters "
+		    "without spaces", path) == -1)
 			*cause = NULL;
 		goto done;
-	}
-	for (i = 0; i < len; i++) {
-		if (buf[i] <= 0x20 || buf[i] >= 0x7f) {
-			if (asprintf(cause, "%s: the key must be one line of "
-			    "printable characters without spaces", path) == -1)
-				*cause = NULL;
-			goto done;
-		}
 	}
 	if ((k = calloc(1, sizeof(*k))) == NULL ||
 	    (k->k_data = keystore_alloc(k, len + 1)) == NULL) {

@@ -85,6 +85,8 @@ struct key {
 int	 keystore_load(const char *, struct key **, char **);
 void	 keystore_free(struct key *);
 struct key *keystore_new(const char *, size_t);
+enum keyline { KEYLINE_OK, KEYLINE_EMPTY, KEYLINE_LINES, KEYLINE_BAD };
+enum keyline keystore_line(const char *, size_t *);
 int	 keystore_check_fd(int, const char *, char **);
 int	 keystore_check_client(const char *, const char *, int *, char **);
 
