@@ -81,6 +81,32 @@ expect_no_match() {
 	else pass "$1"; fi
 }
 
+# expect_no_secret WHAT PID FILE... -- SECRET...: no SECRET appears in
+# the command line or environment of PID (and of each of its threads;
+# PID "-" for none) nor in any FILE. NULs are read as newlines; a file
+# that cannot be read fails, rather than passing for want of bytes.
+expect_no_secret() {
+	local what=$1 pid=$2 f found
+	local -a files=() pats=()
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do files+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	for f in "$@"; do pats+=(-e "$f"); done
+	if [ "$pid" != - ]; then
+		files+=("/proc/$pid/cmdline" "/proc/$pid/environ")
+		for f in /proc/"$pid"/task/*/cmdline; do files+=("$f"); done
+	fi
+	for f in "${files[@]}"; do
+		if ! found=$(tr '\0' '\n' < "$f"); then
+			fail "$what: cannot read $f"
+		elif printf '%s\n' "$found" | grep -qaF "${pats[@]}"; then
+			fail "$what: a secret in $f"
+		else
+			pass "$what: no secret in $f"
+		fi
+	done
+}
+
 # wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds.
 wait_for() {
 	local deadline=$(( $(date +%s) + $1 ))
