@@ -145,13 +145,12 @@ admin_metrics(struct evhttp_request *req)
 static const char *
 admin_tenant_state(const struct tenant *tn)
 {
-	if (tn->tn_key == NULL)
+	const struct key	*k = tn->tn_key;
+
+	/* A key on a token has no bytes here; the token was checked at load. */
+	if (k == NULL || (k->k_p11 == NULL && k->k_data == NULL))
 		return "key not loaded";
-	if (tn->tn_key->k_p11 != NULL)	/* on a token, checked at load */
-		return NULL;
-	if (tn->tn_key->k_data == NULL)
-		return "key not loaded";
-	if (tn->tn_key->k_len == 0)
+	if (k->k_p11 == NULL && k->k_len == 0)
 		return "key empty";
 	if (expiry_expired(tn, (int64_t)time(NULL)))
 		return "key expired";

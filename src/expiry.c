@@ -89,18 +89,25 @@ expiry_check(const struct config *cf)
 	}
 }
 
-/* Just after each UTC midnight: check the configuration in force. */
-static void
-expiry_daily(evutil_socket_t fd, short what, void *arg)
+/* The timer, for one second past the next UTC midnight. */
+static int
+expiry_arm(void)
 {
 	struct timeval	 tv;
 	time_t		 now = time(NULL);
 
-	if (expiry_confp != NULL && *expiry_confp != NULL)
-		expiry_check(*expiry_confp);
 	tv.tv_sec = EXPIRY_DAY - now % EXPIRY_DAY + 1;
 	tv.tv_usec = 0;
-	evtimer_add(expiry_ev, &tv);
+	return evtimer_add(expiry_ev, &tv);
+}
+
+/* Just after each UTC midnight: check the configuration in force. */
+static void
+expiry_daily(evutil_socket_t fd, short what, void *arg)
+{
+	if (expiry_confp != NULL && *expiry_confp != NULL)
+		expiry_check(*expiry_confp);
+	expiry_arm();
 }
 
 /*
@@ -110,15 +117,10 @@ expiry_daily(evutil_socket_t fd, short what, void *arg)
 int
 expiry_start(struct event_base *base, struct config *const *confp)
 {
-	struct timeval	 tv;
-	time_t		 now = time(NULL);
-
 	expiry_confp = confp;
 	if ((expiry_ev = evtimer_new(base, expiry_daily, NULL)) == NULL)
 		return -1;
-	tv.tv_sec = EXPIRY_DAY - now % EXPIRY_DAY + 1;
-	tv.tv_usec = 0;
-	return evtimer_add(expiry_ev, &tv);
+	return expiry_arm();
 }
 
 void

@@ -35,13 +35,14 @@ done
 
 start_mock
 
-# conf URI [PIN-FILE]: tenant acme with its key on the token (key_pkcs11
-# on line 13).
+# conf URI [PIN-FILE] [TENANT-LINE]: tenant acme with its key on the token
+# (key_pkcs11 on line 14), an admin listener.
 conf() {
 	cat > "$T/xdrproxy.conf" <<EOF
 [proxy]
 audit_log = $T/audit.jsonl
 workers = 2
+admin_listen = 127.0.0.1:0
 
 [tenant acme]
 listen     = 127.0.0.1:0
@@ -52,13 +53,21 @@ connect_to = 127.0.0.1:$MOCK_PORT
 pkcs11_module = $MODULE
 pkcs11_pin_file = ${2:-$T/pin}
 key_pkcs11 = $1
+${3:-}
 EOF
+}
+# readyz: the admin listener's /readyz, "CODE BODY".
+readyz() {
+	local port
+	port=$(sed -n 's/.*admin: listening on 127\.0\.0\.1:\([0-9]*\) (.*/\1/p' \
+	    "$PROXY_LOG" | tail -n 1)
+	curl -sS -w ' %{http_code}' "http://127.0.0.1:$port/readyz"
 }
 # check_fails WHAT MESSAGE: -t on $T/xdrproxy.conf fails with exactly it.
 check_fails() {
 	"$XDRPROXY" -t -c "$T/xdrproxy.conf" 2> "$T/err"
 	expect_eq "$1: -t exits 1" "$?" 1
-	expect_eq "$1: message" "$(cat "$T/err")" "$T/xdrproxy.conf:13: $2"
+	expect_eq "$1: message" "$(cat "$T/err")" "$T/xdrproxy.conf:14: $2"
 }
 
 URI='pkcs11:token=xdrproxy;object=acme'
@@ -105,7 +114,7 @@ conf "$URI"
 sed -i "s|^pkcs11_module.*|pkcs11_module = $T/nosuch.so|" "$T/xdrproxy.conf"
 "$XDRPROXY" -t -c "$T/xdrproxy.conf" 2> "$T/err"
 expect_match "a missing module" "$(cat "$T/err")" \
-    "^$T/xdrproxy.conf:13: pkcs11_module $T/nosuch.so: cannot load: "
+    "^$T/xdrproxy.conf:14: pkcs11_module $T/nosuch.so: cannot load: "
 chmod 644 "$T/pin"
 conf "$URI"
 check_fails "a PIN file others can read" \
@@ -125,8 +134,7 @@ conf "$URI"
 start_proxy
 expect_eq "a request signed on the token: 200" "$(post)" 200
 expect_eq "the mock tenant accepted it" "$(mock_requests)" 1
-expect_eq "/readyz counts a token key as loaded" \
-    "$(grep -c 'key not loaded' "$PROXY_LOG")" 0
+expect_match "/readyz counts a token key as loaded: 200" "$(readyz)" ' 200$'
 
 clients=()
 for i in $(seq 1 20); do
@@ -151,6 +159,17 @@ for gen in 2 3; do
 	fi
 done
 expect_eq "the mock tenant accepted every request" "$(mock_requests)" 23
+
+# A token key past its key_expires: /readyz says so, like any other key.
+conf "$URI" "" "key_expires = 2001-01-01"
+kill -HUP "$PROXY_PID"
+if wait_for 20 grep -q "reload: configuration 4 in force" "$PROXY_LOG"; then
+	expect_match "/readyz: a token key expired: 503" "$(readyz)" \
+	    '"acme":"key expired".* 503$'
+	expect_eq "a request with the expired token key: 503" "$(post)" 503
+else
+	fail "reload 4 did not happen: $(tail -n 3 "$PROXY_LOG")"
+fi
 
 # Neither the key nor the PIN anywhere a user or another process sees.
 expect_no_secret "key or PIN" "$PROXY_PID" "$PROXY_LOG" \
