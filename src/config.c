@@ -1275,6 +1275,8 @@ config_validate_key(struct config_parse *cp, struct tenant *tn)
 	    "key_credential", "key_command", "key_pkcs11" };
 	static const enum key_source sources[] = { KS_FILE, KS_STORE,
 	    KS_CREDENTIAL, KS_COMMAND, KS_PKCS11 };
+	static const char *const pkcs11_only[] = { "pkcs11_module",
+	    "pkcs11_pin_file" };
 	struct config	*cf = cp->cp_conf;
 	const char	*first = NULL;
 	size_t		 i;
@@ -1326,16 +1328,13 @@ config_validate_key(struct config_parse *cp, struct tenant *tn)
 		return -1;
 	}
 	if (tn->tn_key_source != KS_PKCS11) {
-		for (i = 0; i < 2; i++) {
-			const char *n = i == 0 ? "pkcs11_module" :
-			    "pkcs11_pin_file";
-
+		for (i = 0; i < nitems(pkcs11_only); i++) {
 			if ((line = config_key_line(config_tenant_keys,
-			    tn->tn_seen, n)) != 0) {
-				config_error(cp, line, "%s applies only with "
-				    "key_pkcs11", n);
-				return -1;
-			}
+			    tn->tn_seen, pkcs11_only[i])) == 0)
+				continue;
+			config_error(cp, line, "%s applies only with "
+			    "key_pkcs11", pkcs11_only[i]);
+			return -1;
 		}
 	} else if (tn->tn_key_type == KEY_STANDARD) {
 		config_error(cp, first_line, "key_pkcs11: a standard key is "
