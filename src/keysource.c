@@ -38,40 +38,42 @@ keysource_credential_path(const char *name, char **path, char **cause)
 	return 0;
 }
 
-/* key_credential: a key file that systemd put in place. */
+/* The key file at path; errors as "WHAT PATH: why". */
 static int
-keysource_credential(struct tenant *tn, struct key **k, char **cause)
-{
-	char	*path, *why;
-
-	if (keysource_credential_path(tn->tn_key_credential, &path,
-	    cause) == -1)
-		return -1;
-	if (keystore_load(path, k, &why) == 0) {
-		free(path);
-		return 0;
-	}
-	if (asprintf(cause, "key_credential %s: %s", tn->tn_key_credential,
-	    why != NULL ? why : "out of memory") == -1)
-		*cause = NULL;
-	free(why);
-	free(path);
-	return -1;
-}
-
-/* key_file: as it always was. */
-static int
-keysource_file(struct tenant *tn, struct key **k, char **cause)
+keysource_file(const char *what, const char *path, struct key **k,
+    char **cause)
 {
 	char	*why;
 
-	if (keystore_load(tn->tn_key_file, k, &why) == 0)
+	if (keystore_load(path, k, &why) == 0)
 		return 0;
-	if (asprintf(cause, "key_file %s", why != NULL ? why :
+	if (asprintf(cause, "%s %s", what, why != NULL ? why :
 	    "out of memory") == -1)
 		*cause = NULL;
 	free(why);
 	return -1;
+}
+
+/* key_credential: a key file that systemd put in place. */
+static int
+keysource_credential(struct tenant *tn, struct key **k, char **cause)
+{
+	char	*path, *what;
+	int	 rc;
+
+	if (keysource_credential_path(tn->tn_key_credential, &path,
+	    cause) == -1)
+		return -1;
+	if (asprintf(&what, "key_credential %s:", tn->tn_key_credential) ==
+	    -1) {
+		free(path);
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	rc = keysource_file(what, path, k, cause);
+	free(what);
+	free(path);
+	return rc;
 }
 
 static int
@@ -81,7 +83,8 @@ keysource_one(struct keyload *kl, struct tenant *tn, char **cause)
 
 	switch (tn->tn_key_source) {
 	case KS_FILE:
-		return keysource_file(tn, &tn->tn_key, cause);
+		return keysource_file("key_file", tn->tn_key_file,
+		    &tn->tn_key, cause);
 	case KS_STORE:
 		return store_key_load(kl, tn, cause);
 	case KS_CREDENTIAL:
