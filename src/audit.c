@@ -227,6 +227,7 @@ audit_format(struct evbuffer *b, const struct request *req)
 	AUDIT_LIT(b, "\",\"error\":");
 	json_add_cstring(b, req->req_outcome == OUTCOME_OK ? NULL :
 	    req->req_error);
+	caller_json(b, &req->req_caller);
 	AUDIT_LIT(b, "}\n");
 }
 

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,66 @@ config_parse_bool(const char *s, int *out)
  * "127.0.0.1:8080", "[::1]:8080", "localhost:8080" or "unix:/path".
  * Returns 0, or -1 with *why (a static string) set.
  */
+/*
+ * A unix: listener's options after its path: mode=OCTAL (no more than
+ * 0777) and group=NAME or group=GID. Parsing is single-threaded (the
+ * main thread), so a message naming the value can live in a static.
+ */
+static int
+config_listen_options(const char *s, struct listen_addr *la, char **why)
+{
+	static char	 msg[160];
+	struct group	 gr, *grp;
+	char		 opt[128], buf[4096], *end;
+	const char	*val;
+	size_t		 n;
+	long		 v;
+
+	for (;;) {
+		s += strspn(s, " \t");
+		if (*s == '\0')
+			return 0;
+		n = strcspn(s, " \t");
+		snprintf(opt, sizeof(opt), "%.*s", (int)n, s);
+		s += n;
+		if (strncmp(opt, "mode=", 5) == 0) {
+			val = opt + 5;
+			errno = 0;
+			v = strtol(val, &end, 8);
+			if (*val == '\0' || *end != '\0' || errno != 0 ||
+			    v < 0 || v > 0777 || strspn(val, "01234567") !=
+			    strlen(val)) {
+				snprintf(msg, sizeof(msg), "mode '%.32s': "
+				    "expected octal permissions such as 0660",
+				    val);
+				*why = msg;
+				return -1;
+			}
+			la->la_mode = (mode_t)v;
+		} else if (strncmp(opt, "group=", 6) == 0) {
+			val = opt + 6;
+			grp = NULL;
+			if (*val != '\0' && strspn(val, "0123456789") ==
+			    strlen(val) && strlen(val) < 10)
+				la->la_gid = (gid_t)strtoul(val, NULL, 10);
+			else if (*val != '\0' && getgrnam_r(val, &gr, buf,
+			    sizeof(buf), &grp) == 0 && grp != NULL)
+				la->la_gid = gr.gr_gid;
+			else {
+				snprintf(msg, sizeof(msg), "group '%.64s': "
+				    "no such group", val);
+				*why = msg;
+				return -1;
+			}
+		} else {
+			snprintf(msg, sizeof(msg), "unknown option '%.64s' "
+			    "(expected mode= or group=)", opt);
+			*why = msg;
+			return -1;
+		}
+	}
+}
+
 int
 config_parse_listen(const char *s, struct listen_addr *la, char **why)
 {
@@ -182,27 +243,39 @@ config_parse_listen(const char *s, struct listen_addr *la, char **why)
 	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&la->la_ss;
 	char			 buf[128];
 	const char		*colon;
+	size_t			 plen;
 	int			 len, port;
 
 	memset(la, 0, sizeof(*la));
 	snprintf(la->la_text, sizeof(la->la_text), "%s", s);
+	la->la_mode = 0660;
+	la->la_gid = (gid_t)-1;
 	if (strncmp(s, "unix:", 5) == 0) {
 		s += 5;
 		if (*s != '/') {
 			*why = "unix socket path must be absolute";
 			return -1;
 		}
-		if (strlen(s) >= sizeof(la->la_path)) {
+		plen = strcspn(s, " \t");
+		if (plen >= sizeof(la->la_path)) {
 			*why = "unix socket path too long";
 			return -1;
 		}
 		la->la_unix = 1;
-		strcpy(la->la_path, s);
+		memcpy(la->la_path, s, plen);
+		la->la_path[plen] = '\0';
+		/* la_text: the address alone, as messages name it. */
+		snprintf(la->la_text, sizeof(la->la_text), "unix:%s",
+		    la->la_path);
 		sun = (struct sockaddr_un *)&la->la_ss;
 		sun->sun_family = AF_UNIX;
-		strcpy(sun->sun_path, s);
+		strcpy(sun->sun_path, la->la_path);
 		la->la_sslen = sizeof(*sun);
-		return 0;
+		return config_listen_options(s + plen, la, why);
+	}
+	if (strpbrk(s, " \t") != NULL) {
+		*why = "options (mode=, group=) are for unix: sockets only";
+		return -1;
 	}
 	if ((colon = strrchr(s, ':')) == NULL || colon[1] == '\0' ||
 	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||

@@ -149,6 +149,7 @@ request_new(struct listener *ln, struct evhttp_request *http)
 		    strchr(addr, ':') != NULL ? "[%s]:%u" : "%s:%u", addr,
 		    (unsigned)port);
 	}
+	server_caller(req->req_conn, &req->req_caller);
 	server_request_taken(http);
 	server_watch(req->req_conn, request_client_closed, req);
 	TAILQ_INSERT_TAIL(&w->w_live, req, req_entry);

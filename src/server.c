@@ -100,6 +100,7 @@ struct conn {
 	bufferevent_data_cb	 c_wcb;		/* evhttp's callbacks */
 	bufferevent_event_cb	 c_ecb;
 	void			*c_cbarg;
+	struct caller		 c_caller;	/* resolved at the setup */
 };
 
 /*
@@ -188,13 +189,20 @@ server_unix_socket(const struct listen_addr *la, char **cause)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0)) == -1)
 		goto fail;
-	/* Owner and group may connect: access is the socket's mode 0660. */
-	old = umask(0117);
+	/*
+	 * Bound owner-only, then given its mode= (0660 unless set) and
+	 * group= (the daemon's unless set): never more open than asked.
+	 */
+	old = umask(0177);
 	if (bind(fd, (struct sockaddr *)&la->la_ss, la->la_sslen) == -1) {
 		umask(old);
 		goto fail;
 	}
 	umask(old);
+	if ((la->la_gid != (gid_t)-1 && chown(la->la_path, (uid_t)-1,
+	    la->la_gid) == -1) || chmod(la->la_path, la->la_mode != 0 ?
+	    la->la_mode : 0660) == -1)
+		goto fail;
 	if (listen(fd, SERVER_BACKLOG) == -1)
 		goto fail;
 	return fd;
@@ -1042,6 +1050,8 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	c->c_evcon = cbarg;
 	server_conns[c->c_fd] = c;
+	/* Who called: once per connection, never per request. */
+	caller_resolve(c->c_fd, &c->c_caller);
 	evhttp_connection_set_closecb(c->c_evcon, conn_closed, c);
 	bufferevent_decref(c->c_bev);
 	if (c->c_refuse) {
@@ -1184,6 +1194,18 @@ server_close_after(struct evhttp_connection *evcon)
 
 	if (c != NULL)
 		c->c_close_after = 1;
+}
+
+/* The connection's caller, as resolved at its setup. */
+void
+server_caller(struct evhttp_connection *evcon, struct caller *out)
+{
+	struct conn	*c = evcon != NULL ? server_conn(evcon) : NULL;
+
+	if (c == NULL)
+		caller_unknown(out, "connection not tracked");
+	else
+		memcpy(out, &c->c_caller, sizeof(*out));
 }
 
 int

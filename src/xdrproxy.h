@@ -124,6 +124,8 @@ struct listen_addr {
 	int			*la_fds;	/* -1: none for that worker */
 	int			 la_nfds;
 	int			 la_activated;	/* passed by systemd */
+	mode_t			 la_mode;	/* unix: mode=, 0660 */
+	gid_t			 la_gid;	/* unix: group=, -1 the daemon's */
 };
 TAILQ_HEAD(listen_addrs, listen_addr);
 
@@ -392,6 +394,17 @@ enum filter_verdict
 	    const struct evkeyvalq *);
 int	 filter_token_listed(const char *, const char *);
 
+/* caller.c: who called, resolved once per client connection. */
+struct caller {
+	long		 c_uid, c_gid, c_pid;	/* -1: unknown */
+	char		 c_user[64], c_group[64];	/* "": unknown */
+	char		 c_exe[4096];
+	char		 c_error[192];	/* "": all known */
+};
+void	 caller_resolve(int, struct caller *);
+void	 caller_unknown(struct caller *, const char *);
+void	 caller_json(struct evbuffer *, const struct caller *);
+
 /* audit.c */
 enum outcome {
 	OUTCOME_OK,
@@ -447,6 +460,7 @@ void	 server_request_done(struct evhttp_connection *);
 void	 server_watch_eof(struct evhttp_connection *);
 void	 server_close_after(struct evhttp_connection *);
 int	 server_head_bad(struct evhttp_connection *);
+void	 server_caller(struct evhttp_connection *, struct caller *);
 int	 server_half_closed(struct evhttp_connection *);
 long	 server_clients(void);
 int	 server_socket(const struct listen_addr *, char *, size_t, int *,
@@ -495,6 +509,7 @@ struct request {
 	size_t			 req_path_len;	/* bytes before '?' */
 	char			 req_id[REQUEST_ID_LEN + 1];
 	char			 req_client[64];
+	struct caller		 req_caller;	/* the connection's, caller.c */
 	uint64_t		 req_start_wall_ms;
 	uint64_t		 req_start_mono_us;
 	uint64_t		 req_reply_us;	/* reply started; 0 before */

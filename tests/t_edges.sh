@@ -48,7 +48,7 @@ refused_raw() {
 		a=$(tail -n +"$((n + 1))" "$T/audit.jsonl")
 		expect_eq "$what: one audit record" "$(printf '%s\n' "$a" | wc -l)" 1
 		expect_match "$what: audited as proxy_error $code" "$a" \
-		    "\"status\":$status,.*\"outcome\":\"proxy_error\",\"error\":\"$code\"\\}\$"
+		    "\"status\":$status,.*\"outcome\":\"proxy_error\",\"error\":\"$code\",\"caller\":"
 	else
 		fail "$what: not audited"
 	fi

@@ -147,7 +147,7 @@ upstream_error() {
 	expect_match "$1: message" "$(sed '1,/^\r$/d' "$T/out")" "$3"
 	wait_num 5 -gt "$n" audit_count || fail "$1: not audited"
 	expect_match "$1: audited" "$(last_audit)" \
-	    "\"status\":502,.*\"outcome\":\"upstream_error\",\"error\":\"$2\"\\}"
+	    "\"status\":502,.*\"outcome\":\"upstream_error\",\"error\":\"$2\",\"caller\":"
 	expect_match "$1: logged" "$(cat "$PROXY_LOG")" \
 	    "request [0-9a-f]{16}: tenant acme: POST /public_api/v1/incidents/get_incidents/ from 127\\.0\\.0\\.1:[0-9]+: 502 $2"
 	expect_eq "$1: nothing reached the tenant" "$(mock_requests)" "$before"

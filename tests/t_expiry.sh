@@ -67,7 +67,7 @@ expect_match "the message names the day" "$(cat "$T/out")" \
 expect_eq "the tenant received nothing" "$(mock_requests)" "$n"
 wait_num 5 -gt "$a0" audit_count || fail "not audited"
 expect_match "audited" "$(last_audit)" \
-    '"status":503,.*"outcome":"proxy_error","error":"key_expired"\}$'
+    '"status":503,.*"outcome":"proxy_error","error":"key_expired","caller":'
 ap=$(admin_port)
 code=$(curl -sS -o "$T/ready" -w '%{http_code}' "http://127.0.0.1:$ap/readyz")
 expect_eq "/readyz: 503 with an expired key" "$code" 503

@@ -22,7 +22,7 @@ refused() {
 	wait_num 5 -gt "$n" audit_count || fail "$what: not audited"
 	a=$(last_audit)
 	expect_match "$what: audited" "$a" \
-	    "\"status\":$status,.*\"outcome\":\"proxy_error\",\"error\":\"$code\"\\}"
+	    "\"status\":$status,.*\"outcome\":\"proxy_error\",\"error\":\"$code\",\"caller\":"
 }
 
 before=$(mock_requests)
@@ -58,7 +58,7 @@ printf 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nConnectio
 expect_proxy_error "CONNECT" 405 method_not_allowed "$T/raw"
 wait_num 5 -gt "$n" audit_count || fail "CONNECT: not audited"
 expect_match "CONNECT: audited" "$(last_audit)" \
-    '"status":405,.*"outcome":"proxy_error","error":"method_not_allowed"\}'
+    '"status":405,.*"outcome":"proxy_error","error":"method_not_allowed","caller":'
 
 expect_eq "nothing refused reached the tenant" "$(mock_requests)" "$before"
 

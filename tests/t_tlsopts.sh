@@ -60,7 +60,7 @@ refused() {
 	expect_eq "$1: nothing reached the tenant" "$(mock_requests)" "$before"
 	wait_for 5 audited_more "$n" || fail "$1: not audited"
 	expect_match "$1: audited" "$(last_audit)" \
-	    '"status":502,.*"outcome":"upstream_error","error":"upstream_tls"\}'
+	    '"status":502,.*"outcome":"upstream_error","error":"upstream_tls","caller":'
 }
 
 # ---- pinned_pubkey

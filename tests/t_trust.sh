@@ -97,7 +97,7 @@ expect_proxy_error "ca_file narrows trust: a CA only in the system directory is 
     502 upstream_tls "$T/out"
 wait_num 5 -gt "$n" audit_count || fail "ca_file = other CA: not audited"
 expect_match "ca_file = other CA: audited" "$(last_audit)" \
-    '"status":502,.*"error":"upstream_tls"\}'
+    '"status":502,.*"error":"upstream_tls","caller":'
 expect_eq "ca_file = other CA: no request reached the tenant" \
     "$(mock_requests)" "$before"
 stop_proxy

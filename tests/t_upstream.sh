@@ -15,7 +15,7 @@ upstream_error() {
 	wait_for 5 grep -q "\"error\":\"$code\"" "$T/audit.jsonl" ||
 	    fail "$what: not audited"
 	expect_match "$what: audited" "$(last_audit)" \
-	    "\"status\":$status,.*\"outcome\":\"upstream_error\",\"error\":\"$code\"\\}"
+	    "\"status\":$status,.*\"outcome\":\"upstream_error\",\"error\":\"$code\",\"caller\":"
 	expect_match "$what: logged with the request id" "$(cat "$PROXY_LOG")" \
 	    "request [0-9a-f]{16}: tenant acme: POST /public_api/v1/incidents/get_incidents/ from 127\\.0\\.0\\.1:[0-9]+: $status $code"
 }
@@ -67,7 +67,7 @@ if [ "$size" -lt 1000000 ]; then pass "stalled body: cut off ($size bytes)"
 else fail "stalled body: $size bytes"; fi
 wait_num 5 -gt "$n" audit_count
 expect_match "stalled body: audited" "$(last_audit)" \
-    '"status":200,.*"outcome":"upstream_error","error":"upstream_timeout"\}'
+    '"status":200,.*"outcome":"upstream_error","error":"upstream_timeout","caller":'
 
 # A slow tenant that keeps sending is not timed out.
 code=$(px -o "$T/slow" -w '%{http_code}' -H 'X-Mock-Delay-Ms: 700' \
@@ -84,7 +84,7 @@ for st in 400 401 402 403 404 429 500 502 503; do
 	expect_no_match "tenant $st: not marked as a proxy error" "$(cat "$T/out")" \
 	    'x-xdrproxy-error'
 	expect_match "tenant $st: audited as a complete answer" "$(last_audit)" \
-	    "\"status\":$st,.*\"outcome\":\"ok\",\"error\":null\\}"
+	    "\"status\":$st,.*\"outcome\":\"ok\",\"error\":null,\"caller\":"
 done
 # The tenant's 401 for a bad signature, exactly as the tenant words it.
 px -i -X POST -d '{}' -H 'X-Mock-Status: 401' /public_api/v1/x/ > "$T/out"

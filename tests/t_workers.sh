@@ -35,7 +35,7 @@ if [ "$prefixes" -ge 2 ]; then pass "requests served by $prefixes workers"
 else fail "all requests served by one worker"; fi
 expect_eq "all signatures accepted" "$(grep -c '"auth":"ok"' "$MOCK_LOG")" 80
 expect_eq "every record whole (one JSON object per line)" \
-    "$(grep -c '^{"ts":".*"error":null}$' "$T/audit.jsonl")" 80
+    "$(grep -c '^{"ts":".*"error":null,"caller":{[^}]*},"caller_error":null}$' "$T/audit.jsonl")" 80
 
 # Another instance on the same port is refused, not let into the group.
 sed "s|^listen     = 127.0.0.1:0$|listen     = 127.0.0.1:$PROXY_PORT|; /^listen = unix/d" \

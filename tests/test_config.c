@@ -71,7 +71,7 @@ test_good(void)
 	    "[tenant acme]            ; NAME is free text\n"
 	    "  listen     = 127.0.0.1:8080\n"
 	    "  listen     = [::1]:8081\n"
-	    "  listen     = unix:/run/xdrproxy/acme.sock\n"
+	    "  listen     = unix:/run/xdrproxy/acme.sock mode=0600 group=0\n"
 	    "  fqdn       = acme.xdr.us.paloaltonetworks.com\n"
 	    "  key_id     = 42\n"
 	    "  key_file   = /etc/xdrproxy/keys/acme.key\n"
@@ -117,6 +117,9 @@ test_good(void)
 	la = TAILQ_NEXT(la, la_entry);
 	CHECK(la->la_unix && strcmp(la->la_path, "/run/xdrproxy/acme.sock") ==
 	    0);
+	CHECK(la->la_mode == 0600 && la->la_gid == 0);
+	la = TAILQ_FIRST(&tn->tn_listens);
+	CHECK(la->la_mode == 0660 && la->la_gid == (gid_t)-1);
 	tn = TAILQ_NEXT(tn, tn_entry);
 	CHECK_STR(tn->tn_name, "b");
 	CHECK(tn->tn_key_type == KEY_ADVANCED);
@@ -176,6 +179,17 @@ test_errors(void)
 	bad(6, "already used by [tenant acme] on line 2",
 	    TENANT "listen = 127.0.0.1:8080\n");
 	bad(2, "listen 'nowhere'", "[tenant a]\nlisten = nowhere\n");
+	bad(2, "listen 'unix:/s mode=0999': mode '0999': expected octal "
+	    "permissions such as 0660", "[tenant a]\nlisten = unix:/s "
+	    "mode=0999\n");
+	bad(2, "mode '1777': expected octal", "[tenant a]\nlisten = unix:/s "
+	    "mode=1777\n");
+	bad(2, "group 'no-such-group-x': no such group",
+	    "[tenant a]\nlisten = unix:/s group=no-such-group-x\n");
+	bad(2, "unknown option 'owner=root' (expected mode= or group=)",
+	    "[tenant a]\nlisten = unix:/s owner=root\n");
+	bad(2, "options (mode=, group=) are for unix: sockets only",
+	    "[tenant a]\nlisten = 127.0.0.1:1 mode=0600\n");
 	bad(2, "listen '127.0.0.1'", "[tenant a]\nlisten = 127.0.0.1\n");
 	bad(2, "listen 'example.com:80'",
 	    "[tenant a]\nlisten = example.com:80\n");
