@@ -73,6 +73,29 @@ struct evbuffer;
 void	 json_add_string(struct evbuffer *, const char *, size_t);
 void	 json_add_cstring(struct evbuffer *, const char *);
 
+/* auditverify.c: checks an audit trail's chain line by line (xdrproxy-audit). */
+#define AVERIFY_LINE_MAX	(1024 * 1024)	/* longest line, '\n' excluded */
+#define AVERIFY_HASH_LEN	32
+struct arecord {
+	uint64_t	 ar_seq;
+	unsigned char	 ar_prev[AVERIFY_HASH_LEN];
+	int		 ar_start;	/* "chain":"start" */
+};
+struct averify;
+int	 averify_parse(const char *, size_t, struct arecord *, char *, size_t);
+int	 averify_hex(const char *, size_t, unsigned char *);
+struct averify *averify_new(const unsigned char *, size_t);
+void	 averify_free(struct averify *);
+void	 averify_checkpoint(struct averify *, uint64_t, const unsigned char *);
+void	 averify_file(struct averify *, const char *);
+int	 averify_line(struct averify *, const char *, size_t, int);
+int	 averify_path(struct averify *, const char *);
+int	 averify_end(struct averify *);
+const char *averify_error(const struct averify *);
+const char *averify_note(const struct averify *, size_t);
+void	 averify_range(const struct averify *, uint64_t *, uint64_t *,
+	    uint64_t *);
+
 /* keystore.c */
 struct pkcs11_key;
 struct key {

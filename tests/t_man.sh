@@ -7,7 +7,8 @@
 command -v mandoc >/dev/null ||
     skip_all "mandoc not installed (Debian package mandoc; tests/deps.sh installs it)"
 
-for page in doc/xdrproxy.8 doc/xdrproxy.conf.5 doc/xdrproxy-keys.1; do
+for page in doc/xdrproxy.8 doc/xdrproxy.conf.5 doc/xdrproxy-keys.1 \
+    doc/xdrproxy-audit.1; do
 	if out=$(mandoc -T lint -W warning "$top_srcdir/$page" 2>&1); then
 		pass "$page: mandoc -T lint is clean"
 	else
