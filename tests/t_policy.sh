@@ -248,8 +248,9 @@ expect_no_match "no rules: no \"rule\" in the record" "$(last_audit)" '"rule":'
 # A bad rule in a reload: refused with FILE:LINE; the old rules stay.
 write_config "allow = user:no-such-xdrp-user  *  *" "admin_listen = 127.0.0.1:0"
 before=$(grep -c 'reload failed: ' "$PROXY_LOG")
+more_failures() { [ "$(grep -c 'reload failed: ' "$PROXY_LOG")" -gt "$before" ]; }
 kill -HUP "$PROXY_PID"
-wait_for 20 eval '[ "$(grep -c "reload failed: " "$PROXY_LOG")" -gt "$before" ]' ||
+wait_for 20 more_failures ||
     fail "bad reload not reported"
 expect_match "bad reload names FILE:LINE" "$(cat "$PROXY_LOG")" \
     "reload failed: $(line no-such-xdrp-user): allow: no user 'no-such-xdrp-user' on this system"
