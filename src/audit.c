@@ -227,6 +227,10 @@ audit_format(struct evbuffer *b, const struct request *req)
 	AUDIT_LIT(b, "\",\"error\":");
 	json_add_cstring(b, req->req_outcome == OUTCOME_OK ? NULL :
 	    req->req_error);
+	if (req->req_rule != NULL) {
+		AUDIT_LIT(b, ",\"rule\":");
+		json_add_cstring(b, req->req_rule);
+	}
 	caller_json(b, &req->req_caller);
 	AUDIT_LIT(b, "}\n");
 }

@@ -1055,6 +1055,20 @@ config_set(struct config_parse *cp, const struct config_key *keys,
 	return 0;
 }
 
+/* allow / deny: one more rule of the tenant's policy (policy.c). */
+static void
+config_policy_add(struct config_parse *cp, struct tenant *tn, int allow,
+    const char *value)
+{
+	char	*why;
+
+	if (policy_rule_add(&tn->tn_policy, allow, value, cp->cp_path,
+	    cp->cp_line, &why) == -1)
+		config_error(cp, cp->cp_line, "%s", why != NULL ? why :
+		    "out of memory");
+	free(why);
+}
+
 /* inih calls this for every "name = value" line. */
 static int
 config_handler(void *arg, const char *section, const char *name,
@@ -1069,6 +1083,9 @@ config_handler(void *arg, const char *section, const char *name,
 	if (cp->cp_in_proxy)
 		config_set(cp, config_proxy_keys, cp->cp_conf->cf_seen,
 		    cp->cp_conf, "proxy", name, value);
+	else if (tn != NULL && (strcmp(name, "allow") == 0 ||
+	    strcmp(name, "deny") == 0))
+		config_policy_add(cp, tn, name[0] == 'a', value);
 	else if (tn != NULL) {
 		snprintf(label, sizeof(label), "tenant %s", tn->tn_name);
 		config_set(cp, config_tenant_keys, tn->tn_seen, tn, label,
@@ -1225,6 +1242,7 @@ tenant_free(struct tenant *tn)
 	}
 	strlist_free(&tn->tn_server_names);
 	strlist_free(&tn->tn_allow_paths);
+	policy_rules_free(&tn->tn_policy);
 	keystore_free(tn->tn_key);
 	curl_slist_free_all(tn->tn_curl_connect_to);
 	free(tn->tn_name);

@@ -68,6 +68,7 @@ struct metrics_tenant {
 	_Atomic uint64_t	 mt_bytes_out;
 	_Atomic uint64_t	 mt_conns;
 	_Atomic uint64_t	 mt_tls;
+	_Atomic uint64_t	 mt_policy_denied;	/* policy.c's 403s */
 	struct metrics_hist	 mt_duration;
 	struct metrics_hist	 mt_upstream;
 	struct metrics_code	 mt_codes[METRICS_NCODES];
@@ -269,6 +270,16 @@ metrics_request_done(struct request *req)
 	    memory_order_relaxed) + 1, memory_order_release);
 }
 
+/* The tenant's policy denied a request (policy.c). */
+void
+metrics_policy_denied(struct request *req)
+{
+	struct metrics_tenant	*mt;
+
+	if ((mt = metrics_tenant_of(req)) != NULL)
+		metrics_add(&mt->mt_policy_denied, 1);
+}
+
 /*
  * A transfer to the tenant ended, done or cancelled (upstream_detach()):
  * its time to the first byte if the tenant's status line came, new
@@ -328,6 +339,8 @@ metrics_tenant_fold(struct metrics_tenant *dst,
 	metrics_add(&dst->mt_bytes_out, metrics_get(&src->mt_bytes_out));
 	metrics_add(&dst->mt_conns, metrics_get(&src->mt_conns));
 	metrics_add(&dst->mt_tls, metrics_get(&src->mt_tls));
+	metrics_add(&dst->mt_policy_denied,
+	    metrics_get(&src->mt_policy_denied));
 	for (i = 0; i <= METRICS_NBUCKETS; i++) {
 		metrics_add(&dst->mt_duration.mh_bucket[i],
 		    metrics_get(&src->mt_duration.mh_bucket[i]));
@@ -415,7 +428,7 @@ metrics_free(void)
 /* One tenant's sums. */
 struct metrics_sum {
 	uint64_t	 ms_started, ms_done, ms_bytes_in, ms_bytes_out;
-	uint64_t	 ms_conns, ms_tls;
+	uint64_t	 ms_conns, ms_tls, ms_policy_denied;
 	uint64_t	 ms_duration[METRICS_NBUCKETS + 1], ms_duration_us;
 	uint64_t	 ms_upstream[METRICS_NBUCKETS + 1], ms_upstream_us;
 };
@@ -434,6 +447,7 @@ metrics_sum_block(struct metrics_sum *sum, const struct metrics_tenant *mt)
 	sum->ms_bytes_out += metrics_get(&mt->mt_bytes_out);
 	sum->ms_conns += metrics_get(&mt->mt_conns);
 	sum->ms_tls += metrics_get(&mt->mt_tls);
+	sum->ms_policy_denied += metrics_get(&mt->mt_policy_denied);
 	for (i = 0; i <= METRICS_NBUCKETS; i++) {
 		sum->ms_duration[i] +=
 		    metrics_get(&mt->mt_duration.mh_bucket[i]);
@@ -726,6 +740,9 @@ metrics_render_tenants(struct evbuffer *b)
 	METRICS_TENANT_COUNTER("xdrproxy_bytes_sent_total",
 	    "Response body bytes sent to clients (the tenant's, or "
 	    "xdrproxy's error bodies).", ms_bytes_out);
+	METRICS_TENANT_COUNTER("xdrproxy_policy_denied_total",
+	    "Requests the tenant's allow/deny rules denied (403 "
+	    "policy_denied).", ms_policy_denied);
 #undef METRICS_TENANT_COUNTER
 	free(sums);
 }

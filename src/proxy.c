@@ -130,6 +130,9 @@ proxy_handle(struct evhttp_request *http, void *arg)
 			    fs.fs_why);
 		return;
 	}
+	/* Who may call what: on the bytes that will be sent (policy.c). */
+	if (policy_check(req) == -1)
+		return;
 	if (expiry_refused(req, why, sizeof(why)) == -1) {
 		request_fail(req, 503, "key_expired", "%s", why);
 		return;

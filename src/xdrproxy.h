@@ -157,6 +157,13 @@ struct strlist {
 	size_t			  sl_n;
 };
 
+/* policy.c: a tenant's allow/deny rules, in order. */
+struct policy_rule;
+struct policy_rules {
+	struct policy_rule	*pl_v;
+	size_t			 pl_n;
+};
+
 struct tenant {
 	TAILQ_ENTRY(tenant)	 tn_entry;
 	char			*tn_name;
@@ -196,6 +203,7 @@ struct tenant {
 	struct listen_addrs	 tn_listens;
 	struct strlist		 tn_server_names;
 	struct strlist		 tn_allow_paths;
+	struct policy_rules	 tn_policy;	/* policy.c; none: all allowed */
 	struct key		*tn_key;	/* filled by keystore_load */
 	struct curl_slist	*tn_curl_connect_to;	/* upstream.c */
 	int			 tn_metrics_slot;	/* metrics.c; -1: none */
@@ -428,6 +436,25 @@ void	 caller_resolve(int, struct caller *);
 void	 caller_unknown(struct caller *, const char *);
 void	 caller_json(struct evbuffer *, const struct caller *);
 
+/* policy.c */
+enum policy_verdict {
+	POLICY_ALLOW,
+	POLICY_DENY,
+	POLICY_REFUSE	/* a path spelling refused before any rule */
+};
+int	 policy_rule_add(struct policy_rules *, int, const char *,
+	    const char *, int, char **);
+void	 policy_rules_free(struct policy_rules *);
+int	 policy_canon(const char *, size_t, char *, const char **);
+int	 policy_glob_match(const char *, const char *, size_t);
+struct caller;
+enum policy_verdict
+	 policy_decide(const struct policy_rules *, const struct caller *,
+	    enum evhttp_cmd_type, const char *, size_t, const char **,
+	    const char **);
+struct request;
+int	 policy_check(struct request *);
+
 /* audit.c */
 enum outcome {
 	OUTCOME_OK,
@@ -551,6 +578,10 @@ struct request {
 	long long		 req_up_clen;	/* tenant's Content-Length */
 	int			 req_up_te;	/* tenant sent Transfer-Encoding */
 	int			 req_upstream_status;
+	const char		*req_rule;	/* policy.c: "FILE:LINE" of the
+						   rule that decided (the
+						   generation's), "default",
+						   NULL: the tenant has none */
 };
 TAILQ_HEAD(requests, request);
 
@@ -672,6 +703,7 @@ int	 metrics_worker_add(struct worker *);
 void	 metrics_worker_remove(struct worker *);
 void	 metrics_request_start(struct request *);
 void	 metrics_request_done(struct request *);
+void	 metrics_policy_denied(struct request *);
 void	 metrics_upstream_done(struct request *, CURL *);
 void	 metrics_reload_result(int);
 void	 metrics_render(struct evbuffer *, const struct config *);

@@ -161,7 +161,9 @@ wait_for 10 metric_is 'xdrproxy_client_connections{}' 0 ||
 scrape
 expect_eq "the parser read it (stderr empty)" "$(cat "$T/m.pyerr")" ""
 expect_eq "no format problem" "$(grep '^PROBLEM' "$T/m.flat")" ""
-expect_eq "19 families" "$(sed -n 's/^# \([0-9]*\) families$/\1/p' "$T/m.flat")" 19
+expect_eq "20 families" "$(sed -n 's/^# \([0-9]*\) families$/\1/p' "$T/m.flat")" 20
+expect_eq "no policy: nothing denied" \
+    "$(metric 'xdrproxy_policy_denied_total{tenant="acme"}')" 0
 r='xdrproxy_requests_total{code="%s",outcome="%s",tenant="acme"}'
 # shellcheck disable=SC2059
 expect_eq "requests_total 200 ok" "$(metric "$(printf "$r" 200 ok)")" 20

@@ -84,7 +84,10 @@ test_good(void)
 	    "fqdn = b.xdr.eu.paloaltonetworks.com\n"
 	    "key_id = 7\n"
 	    "key_file = /k\n"
-	    "allow_path = /public_api/v1/incidents/\n", &cause);
+	    "allow_path = /public_api/v1/incidents/\n"
+	    "allow = group:root  POST  /public_api/v1/incidents/*\n"
+	    "deny  = any * /public_api/v1/endpoints/isolate*  ; never\n"
+	    "allow = uid:0 * *\n", &cause);
 	CHECK(cf != NULL);
 	if (cf == NULL) {
 		fprintf(stderr, "  cause: %s\n", cause);
@@ -126,6 +129,8 @@ test_good(void)
 	CHECK(tn->tn_http2 == 0);
 	CHECK_STR(tn->tn_allow_paths.sl_v[0], "/public_api/v1/incidents/");
 	CHECK(tn->tn_curl_connect_to == NULL);
+	CHECK(tn->tn_policy.pl_n == 3);
+	CHECK(TAILQ_FIRST(&cf->cf_tenants)->tn_policy.pl_n == 0);
 	config_free(cf);
 
 	/* Defaults: no [proxy] at all. */
@@ -141,6 +146,21 @@ test_good(void)
 static void
 test_errors(void)
 {
+	/* allow / deny: FILE:LINE of the rule. */
+	bad(6, "allow: expected CALLER METHODS PATH", TENANT "allow = any *\n");
+	bad(7, "deny: unknown caller 'bob'", TENANT
+	    "allow = any GET /x\ndeny = bob * /x\n");
+	bad(6, "allow: no user 'no-such-xdrp-user' on this system", TENANT
+	    "allow = user:no-such-xdrp-user * *\n");
+	bad(6, "allow: no group 'no-such-xdrp-group' on this system", TENANT
+	    "allow = group:no-such-xdrp-group * *\n");
+	bad(6, "allow: unknown method 'TRACE'", TENANT
+	    "allow = uid:0 GET,TRACE *\n");
+	bad(6, "deny: path 'public_api/*' must start with /", TENANT
+	    "deny = any * public_api/*\n");
+	bad(1, "'allow' outside a section", "allow = any * *\n" TENANT);
+	bad(2, "unknown key 'allow' in [proxy]", "[proxy]\nallow = any * *\n"
+	    TENANT);
 	bad(6, "unknown key 'fqnd' in [tenant acme]", TENANT "fqnd = x\n");
 	bad(2, "unknown key 'max_bdy' in [proxy]",
 	    "[proxy]\nmax_bdy = 1m\n" TENANT);
