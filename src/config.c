@@ -403,9 +403,18 @@ static int	config_check_pkcs11_uri(struct config_parse *, const char *,
 static int	config_check_date(struct config_parse *, const char *,
 		    const char *);
 
+/* In the order of enum audit_fail. */
+static const char *const config_audit_fails[] = { "closed", "open", NULL };
+
 static const struct config_key config_proxy_keys[] = {
 	{ "audit_log", CT_PATH, CF(cf_audit_log, char *),
 	    .ck_flags = CK_DASH },
+	{ "audit_fsync", CT_BOOL, CF(cf_audit_fsync, int), .ck_flags = 0 },
+	{ "audit_fail", CT_ENUM, CF(cf_audit_fail, int),
+	    .ck_names = config_audit_fails },
+	{ "audit_checkpoint_interval", CT_DURATION,
+	    CF(cf_audit_checkpoint_interval, unsigned int),
+	    .ck_min = 1000, .ck_max = CONFIG_MS_MAX },
 	{ "max_body", CT_SIZE, CF(cf_max_body, size_t),
 	    .ck_min = 1, .ck_max = CONFIG_SIZE_MAX },
 	{ "max_headers", CT_SIZE, CF(cf_max_headers, size_t),
@@ -1634,6 +1643,7 @@ config_load(const char *path, char **cause)
 	cf->cf_client_timeout = 60 * 1000;
 	cf->cf_connect_timeout = 10 * 1000;
 	cf->cf_upstream_timeout = 120 * 1000;
+	cf->cf_audit_checkpoint_interval = 60 * 1000;
 	cf->cf_shutdown_timeout = 30 * 1000;
 	cf->cf_max_connections = 64;
 	cf->cf_idle_connections = 0;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,7 @@ struct main_state {
 	struct config		*ms_next;	/* being put in force */
 	int			 ms_report[2];	/* pipe: WORKER_* from workers */
 	struct event		*ms_report_ev;
+	struct event		*ms_ckpt_ev;	/* audit checkpoints */
 	struct worker		*ms_workers;
 	int			 ms_nworkers;
 	int			 ms_running;
@@ -189,6 +191,37 @@ main_notify(const char *msg)
 }
 
 static void	main_reload(struct main_state *);
+
+/* Report the audit checkpoint, if records were written since the last. */
+static void
+main_checkpoint_send(void)
+{
+	char		 hash[2 * AUDIT_HASH_LEN + 1];
+	uint64_t	 seq;
+
+	if (audit_checkpoint(&seq, hash) != 1)
+		return;
+	log_info("audit checkpoint: seq %" PRIu64 " hash %s", seq, hash);
+	/*
+	 * INTEGRATION (syslog sink, src/sink.c): send the same checkpoint to
+	 * the sinks here, never blocking:
+	 *	len = snprintf(line, sizeof(line), "{\"type\":\"checkpoint\","
+	 *	    "\"seq\":%" PRIu64 ",\"hash\":\"%s\"}", seq, hash);
+	 *	(void)sink_send("checkpoint", line, len);
+	 */
+}
+
+/* Every audit_checkpoint_interval: the checkpoint, then the next one. */
+static void
+main_checkpoint(evutil_socket_t fd, short what, void *arg)
+{
+	struct main_state	*ms = arg;
+
+	(void)fd;
+	(void)what;
+	main_checkpoint_send();
+	timer_add_ms(ms->ms_ckpt_ev, ms->ms_conf->cf_audit_checkpoint_interval);
+}
 
 /* Every worker has the new generation: the old one goes (when unused). */
 static void
@@ -424,6 +457,7 @@ main(int argc, char *argv[])
 		return i == 0 ? 0 : 1;
 	}
 
+	audit_chain_init();
 	if (server_init(cf->cf_workers) == -1)
 		fatalx("out of memory");
 	if (server_activated(&cause) == -1 ||
@@ -451,6 +485,10 @@ main(int argc, char *argv[])
 		if (worker_init(&ms.ms_workers[i], i, cf, &cause) == -1)
 			fatalx("%s", cause != NULL ? cause : "out of memory");
 	}
+	if ((ms.ms_ckpt_ev = evtimer_new(ms.ms_base, main_checkpoint,
+	    &ms)) == NULL)
+		fatalx("out of memory");
+	timer_add_ms(ms.ms_ckpt_ev, cf->cf_audit_checkpoint_interval);
 	if (admin_start(ms.ms_base, cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
 	if (expiry_start(ms.ms_base, &ms.ms_conf) == -1)
@@ -479,6 +517,9 @@ main(int argc, char *argv[])
 		worker_join(&ms.ms_workers[i]);
 	admin_free();
 	expiry_stop();
+	/* The last records, for whoever verifies the file later. */
+	main_checkpoint_send();
+	event_free(ms.ms_ckpt_ev);
 	log_info("stopped");
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);

@@ -196,6 +196,9 @@ struct config {
 	char			*cf_file;
 	char			*cf_audit_log;
 	int			 cf_audit_log_line;
+	int			 cf_audit_fsync;	/* request records */
+	int			 cf_audit_fail;	/* enum audit_fail */
+	unsigned int		 cf_audit_checkpoint_interval;	/* ms */
 	size_t			 cf_max_body;
 	size_t			 cf_max_headers;
 	unsigned int		 cf_client_timeout;	/* ms */
@@ -412,12 +415,30 @@ enum outcome {
 	OUTCOME_PROXY_ERROR,
 	OUTCOME_CLIENT_ABORTED
 };
+enum audit_fail {
+	AUDIT_FAIL_CLOSED,	/* no request record: 503, not forwarded */
+	AUDIT_FAIL_OPEN		/* forwarded all the same, with a warning */
+};
+enum audit_type {
+	AUDIT_REQUEST,		/* before forwarding */
+	AUDIT_RESPONSE		/* at the end, whatever the outcome */
+};
+#define AUDIT_HASH_LEN	32	/* SHA-256 */
 struct request;
+int	 audit_set_key(const unsigned char *, size_t);
+int	 audit_key_same(const unsigned char *, size_t);
 int	 audit_open(const char *, char **);
+void	 audit_chain_init(void);
 int	 audit_reopen(char **);
 int	 audit_switch(const char *, char **);
 void	 audit_close(void);
-int	 audit_write(const struct request *);
+int	 audit_write(const struct request *, enum audit_type);
+int	 audit_checkpoint(uint64_t *, char [2 * AUDIT_HASH_LEN + 1]);
+void	 audit_count_unavailable(void);
+uint64_t audit_unavailable_total(void);
+int	 audit_line_seq(const char *, size_t, uint64_t *);
+int	 audit_last_line(const char *, size_t, int, size_t *, size_t *,
+	    size_t *);
 const char *audit_outcome_name(enum outcome);
 uint64_t audit_write_errors(void);
 int	 audit_ready(char *, size_t);
@@ -522,6 +543,7 @@ struct request {
 	int			 req_paused;	/* transfer paused: slow client */
 	enum outcome		 req_outcome;
 	const char		*req_error;	/* error code, NULL when ok */
+	const char		*req_rule;	/* policy rule; NULL: no rules */
 	char			 req_message[256];	/* error detail */
 	char			 req_curl_error[CURL_ERROR_SIZE];
 	char			 req_reason[64];	/* upstream reason phrase */
