@@ -151,6 +151,15 @@ main_open_audit(struct config *cf, char **cause)
 {
 	char	*why;
 
+	if (audit_set_key(cf->cf_audit_key != NULL ?
+	    (const unsigned char *)cf->cf_audit_key->k_data : NULL,
+	    cf->cf_audit_key != NULL ? cf->cf_audit_key->k_len : 0) == -1) {
+		if (asprintf(cause, "%s:%d: audit HMAC key: out of memory or "
+		    "no HMAC in libcrypto", cf->cf_file,
+		    cf->cf_audit_key_line) == -1)
+			*cause = NULL;
+		return -1;
+	}
 	if (audit_open(cf->cf_audit_log, &why) == 0)
 		return 0;
 	if (asprintf(cause, "%s:%d: %s", cf->cf_file, cf->cf_audit_log_line,
@@ -273,6 +282,12 @@ main_reload(struct main_state *ms)
 	if ((cf = main_config_new(ms->ms_file, 0, &cause)) == NULL ||
 	    server_open(cf, ms->ms_conf, &cause) == -1)
 		goto fail;
+	/* One key per chain segment: a new one waits for a restart. */
+	if (!audit_key_same(cf->cf_audit_key != NULL ?
+	    (const unsigned char *)cf->cf_audit_key->k_data : NULL,
+	    cf->cf_audit_key != NULL ? cf->cf_audit_key->k_len : 0))
+		log_warnx("reload: the audit HMAC key changed; the chain keeps "
+		    "the key it started with until xdrproxy is restarted");
 	if (audit_switch(cf->cf_audit_log, &why) == -1) {
 		if (asprintf(&cause, "%s:%d: %s", cf->cf_file,
 		    cf->cf_audit_log_line, why != NULL ? why :

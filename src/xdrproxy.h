@@ -199,6 +199,10 @@ struct config {
 	int			 cf_audit_fsync;	/* request records */
 	int			 cf_audit_fail;	/* enum audit_fail */
 	unsigned int		 cf_audit_checkpoint_interval;	/* ms */
+	char			*cf_audit_key_file;
+	char			*cf_audit_key_name;	/* in cf_key_store */
+	int			 cf_audit_key_line;	/* of either */
+	struct key		*cf_audit_key;	/* NULL: plain SHA-256 */
 	size_t			 cf_max_body;
 	size_t			 cf_max_headers;
 	unsigned int		 cf_client_timeout;	/* ms */
@@ -287,6 +291,8 @@ int		 store_check_key(const char *, size_t);
 int		 store_read_secret(const char *, struct key **, char **);
 int		 store_prompt(const char *, struct key **, char **);
 int	 store_key_load(struct keyload *, struct tenant *, char **);
+int	 store_entry_key(struct keyload *, const char *, const char *,
+	    struct key **, char **);
 void	 store_cache_free(struct keyload *);
 
 /* expiry.c */

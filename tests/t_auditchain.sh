@@ -52,6 +52,7 @@ print("ok %d %s" % (len(lines), prev))
 PYEOF
 }
 ntype() { grep -c "^{\"type\":\"$1\"," "$2"; }
+audit_responses_n() { audit_responses "$1" | wc -l; }
 
 make_pki
 start_mock
@@ -139,6 +140,33 @@ px -o /dev/null -X POST -d '{}' /public_api/v1/x/other/
 wait_for 5 grep -q '^{"type":"response"' "$T/other.jsonl"
 expect_match "foreign last line: chain:start after it" "$(tail -n +2 "$T/other.jsonl" > "$T/o2"; verify "$T/o2")" '^ok 2 '
 stop_proxy
+
+# HMAC mode: prev = HMAC-SHA-256(key, line); the key never written out.
+printf 'audit-hmac-s3cret-%s\n' "$$" > "$T/audit.key"
+chmod 600 "$T/audit.key"
+sed "s|^audit_log = .*|audit_log = $T/hmac.jsonl\naudit_hmac_key_file = $T/audit.key|" \
+    "$T/xdrproxy.conf" > "$T/hmac.conf"
+start_proxy "$T/hmac.conf"
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/hmac/
+wait_for 5 grep -q '^{"type":"response"' "$T/hmac.jsonl"
+expect_match "HMAC: the chain checks with the key" "$(verify --key "$T/audit.key" "$T/hmac.jsonl")" '^ok 2 '
+expect_no_match "HMAC: not plain SHA-256" "$(verify "$T/hmac.jsonl")" '^ok '
+expect_no_match "HMAC: the key is in neither file" \
+    "$(cat "$T/hmac.jsonl" "$PROXY_LOG")" "audit-hmac-s3cret"
+# A changed key on reload is refused with a warning; the chain goes on.
+printf 'another-key\n' > "$T/audit.key"
+kill -HUP "$PROXY_PID"
+wait_for 5 grep -q 'the audit HMAC key changed' "$PROXY_LOG" || fail "HMAC: key change not warned about"
+printf 'audit-hmac-s3cret-%s\n' "$$" > "$T/audit.key"
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/hmac2/
+wait_num 5 -ge 2 audit_responses_n "$T/hmac.jsonl"
+expect_match "HMAC: after the reload, still the first key" "$(verify --key "$T/audit.key" "$T/hmac.jsonl")" '^ok 4 '
+stop_proxy
+# Both key settings, or a name without key_store: FILE:LINE.
+printf '[proxy]\naudit_hmac_key_file = %s\naudit_hmac_key_name = a\nkey_store = /x\n' "$T/audit.key" > "$T/both.conf"
+sed -n '/^\[tenant/,$p' "$T/xdrproxy.conf" >> "$T/both.conf"
+expect_match "both audit HMAC keys: FILE:LINE" "$("$XDRPROXY" -t -c "$T/both.conf" 2>&1)" \
+    "^$T/both.conf:3: audit_hmac_key_file and audit_hmac_key_name both set"
 
 # audit_fsync = yes: the request record is synced before forwarding.
 sed "s|^audit_log = .*|audit_log = $T/sync.jsonl\naudit_fsync = yes|" "$T/xdrproxy.conf" > "$T/sync.conf"
