@@ -43,6 +43,7 @@ static uint64_t		 audit_ckpt_seq;	/* last checkpointed */
 static unsigned char	*audit_key;	/* HMAC key; NULL: plain SHA-256 */
 static size_t		 audit_keylen;
 static EVP_MAC		*audit_mac;
+static EVP_MD		*audit_md;	/* fetched once: not per record */
 static _Atomic uint64_t	 audit_unavailable;	/* refused: audit_fail */
 /* Written by any worker, read by /metrics and /readyz (admin.c). */
 static _Atomic uint64_t	 audit_errors;	/* records not written */
@@ -128,9 +129,12 @@ audit_hash(const struct iovec *iov, int iovcnt, unsigned char *out)
 		EVP_MAC_CTX_free(mc);
 		return ok ? 0 : -1;
 	}
+	if (audit_md == NULL &&
+	    (audit_md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		return -1;
 	if ((dc = EVP_MD_CTX_new()) == NULL)
 		return -1;
-	ok = EVP_DigestInit_ex(dc, EVP_sha256(), NULL);
+	ok = EVP_DigestInit_ex(dc, audit_md, NULL);
 	for (i = 0; ok && i < iovcnt; i++)
 		ok = EVP_DigestUpdate(dc, iov[i].iov_base, iov[i].iov_len);
 	ok = ok && EVP_DigestFinal_ex(dc, out, &mdlen) &&
@@ -486,6 +490,8 @@ audit_close(void)
 	audit_keylen = 0;
 	EVP_MAC_free(audit_mac);
 	audit_mac = NULL;
+	EVP_MD_free(audit_md);
+	audit_md = NULL;
 	pthread_mutex_unlock(&audit_mu);
 }
 
