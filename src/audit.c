@@ -44,6 +44,7 @@ static unsigned char	*audit_key;	/* HMAC key; NULL: plain SHA-256 */
 static size_t		 audit_keylen;
 static EVP_MAC		*audit_mac;
 static EVP_MD		*audit_md;	/* fetched once: not per record */
+static EVP_MD_CTX	*audit_dc;	/* reused, under audit_mu */
 static _Atomic uint64_t	 audit_unavailable;	/* refused: audit_fail */
 /* Written by any worker, read by /metrics and /readyz (admin.c). */
 static _Atomic uint64_t	 audit_errors;	/* records not written */
@@ -132,14 +133,14 @@ audit_hash(const struct iovec *iov, int iovcnt, unsigned char *out)
 	if (audit_md == NULL &&
 	    (audit_md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
 		return -1;
-	if ((dc = EVP_MD_CTX_new()) == NULL)
+	if (audit_dc == NULL && (audit_dc = EVP_MD_CTX_new()) == NULL)
 		return -1;
+	dc = audit_dc;
 	ok = EVP_DigestInit_ex(dc, audit_md, NULL);
 	for (i = 0; ok && i < iovcnt; i++)
 		ok = EVP_DigestUpdate(dc, iov[i].iov_base, iov[i].iov_len);
 	ok = ok && EVP_DigestFinal_ex(dc, out, &mdlen) &&
 	    mdlen == AUDIT_HASH_LEN;
-	EVP_MD_CTX_free(dc);
 	return ok ? 0 : -1;
 }
 
@@ -490,6 +491,8 @@ audit_close(void)
 	audit_keylen = 0;
 	EVP_MAC_free(audit_mac);
 	audit_mac = NULL;
+	EVP_MD_CTX_free(audit_dc);
+	audit_dc = NULL;
 	EVP_MD_free(audit_md);
 	audit_md = NULL;
 	pthread_mutex_unlock(&audit_mu);
