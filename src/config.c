@@ -403,9 +403,22 @@ static int	config_check_pkcs11_uri(struct config_parse *, const char *,
 static int	config_check_date(struct config_parse *, const char *,
 		    const char *);
 
+/* In the order of enum audit_fail. */
+static const char *const config_audit_fails[] = { "closed", "open", NULL };
+
 static const struct config_key config_proxy_keys[] = {
 	{ "audit_log", CT_PATH, CF(cf_audit_log, char *),
 	    .ck_flags = CK_DASH },
+	{ "audit_fsync", CT_BOOL, CF(cf_audit_fsync, int), .ck_flags = 0 },
+	{ "audit_fail", CT_ENUM, CF(cf_audit_fail, int),
+	    .ck_names = config_audit_fails },
+	{ "audit_checkpoint_interval", CT_DURATION,
+	    CF(cf_audit_checkpoint_interval, unsigned int),
+	    .ck_min = 1000, .ck_max = CONFIG_MS_MAX },
+	{ "audit_hmac_key_file", CT_PATH, CF(cf_audit_key_file, char *),
+	    .ck_flags = 0 },
+	{ "audit_hmac_key_name", CT_STRING, CF(cf_audit_key_name, char *),
+	    .ck_flags = 0 },
 	{ "max_body", CT_SIZE, CF(cf_max_body, size_t),
 	    .ck_min = 1, .ck_max = CONFIG_SIZE_MAX },
 	{ "max_headers", CT_SIZE, CF(cf_max_headers, size_t),
@@ -1290,6 +1303,9 @@ config_free(struct config *cf)
 	free(cf->cf_egress_proxy);
 	free(cf->cf_no_proxy);
 	free(cf->cf_key_store);
+	free(cf->cf_audit_key_file);
+	free(cf->cf_audit_key_name);
+	keystore_free(cf->cf_audit_key);
 	free(cf->cf_passphrase_file);
 	free(cf->cf_passphrase_credential);
 	free(cf->cf_user);
@@ -1541,6 +1557,23 @@ config_validate(struct config_parse *cp)
 	/* For audit log errors found later (main.c). */
 	cf->cf_audit_log_line = config_key_line(config_proxy_keys, cf->cf_seen,
 	    "audit_log");
+	k = config_key_line(config_proxy_keys, cf->cf_seen,
+	    "audit_hmac_key_file");
+	cf->cf_audit_key_line = config_key_line(config_proxy_keys,
+	    cf->cf_seen, "audit_hmac_key_name");
+	if (k != 0 && cf->cf_audit_key_line != 0) {
+		config_error(cp, k > cf->cf_audit_key_line ? k :
+		    cf->cf_audit_key_line, "audit_hmac_key_file and "
+		    "audit_hmac_key_name both set: name one audit HMAC key");
+		return -1;
+	}
+	if (cf->cf_audit_key_line != 0 && cf->cf_key_store == NULL) {
+		config_error(cp, cf->cf_audit_key_line, "audit_hmac_key_name "
+		    "needs key_store in [proxy]");
+		return -1;
+	}
+	if (k != 0)
+		cf->cf_audit_key_line = k;
 	/* Not set (0; a duration is at least 1ms): follow client_timeout. */
 	if (cf->cf_client_body_timeout == 0)
 		cf->cf_client_body_timeout = cf->cf_client_timeout;
@@ -1652,6 +1685,7 @@ config_load(const char *path, char **cause)
 	cf->cf_client_timeout = 60 * 1000;
 	cf->cf_connect_timeout = 10 * 1000;
 	cf->cf_upstream_timeout = 120 * 1000;
+	cf->cf_audit_checkpoint_interval = 60 * 1000;
 	cf->cf_shutdown_timeout = 30 * 1000;
 	cf->cf_max_connections = 64;
 	cf->cf_idle_connections = 0;

@@ -116,6 +116,22 @@ keysource_load(struct config *cf, int prompt, char **cause)
 	memset(&kl, 0, sizeof(kl));
 	kl.kl_conf = cf;
 	kl.kl_prompt = prompt;
+	if (cf->cf_audit_key_file != NULL)
+		rc = keysource_file("audit_hmac_key_file", cf->cf_audit_key_file,
+		    &cf->cf_audit_key, &why);
+	else if (cf->cf_audit_key_name != NULL)
+		rc = store_entry_key(&kl, cf->cf_key_store,
+		    cf->cf_audit_key_name, &cf->cf_audit_key, &why);
+	if (rc == -1) {
+		if (asprintf(cause, "%s:%d: %s%s", cf->cf_file,
+		    cf->cf_audit_key_line, cf->cf_audit_key_file == NULL ?
+		    "audit_hmac_key_name " : "", why != NULL ? why :
+		    "out of memory") == -1)
+			*cause = NULL;
+		free(why);
+		store_cache_free(&kl);
+		return -1;
+	}
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
 		if (keysource_one(&kl, tn, &why) == -1) {
 			if (asprintf(cause, "%s:%d: %s", cf->cf_file,

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,15 @@ main_open_audit(struct config *cf, char **cause)
 {
 	char	*why;
 
+	if (audit_set_key(cf->cf_audit_key != NULL ?
+	    (const unsigned char *)cf->cf_audit_key->k_data : NULL,
+	    cf->cf_audit_key != NULL ? cf->cf_audit_key->k_len : 0) == -1) {
+		if (asprintf(cause, "%s:%d: audit HMAC key: out of memory or "
+		    "no HMAC in libcrypto", cf->cf_file,
+		    cf->cf_audit_key_line) == -1)
+			*cause = NULL;
+		return -1;
+	}
 	if (audit_open(cf->cf_audit_log, &why) == 0)
 		return 0;
 	if (asprintf(cause, "%s:%d: %s", cf->cf_file, cf->cf_audit_log_line,
@@ -167,6 +177,7 @@ struct main_state {
 	struct config		*ms_next;	/* being put in force */
 	int			 ms_report[2];	/* pipe: WORKER_* from workers */
 	struct event		*ms_report_ev;
+	struct event		*ms_ckpt_ev;	/* audit checkpoints */
 	struct worker		*ms_workers;
 	int			 ms_nworkers;
 	int			 ms_running;
@@ -189,6 +200,37 @@ main_notify(const char *msg)
 }
 
 static void	main_reload(struct main_state *);
+
+/* Report the audit checkpoint, if records were written since the last. */
+static void
+main_checkpoint_send(void)
+{
+	char		 hash[2 * AUDIT_HASH_LEN + 1];
+	uint64_t	 seq;
+
+	if (audit_checkpoint(&seq, hash) != 1)
+		return;
+	log_info("audit checkpoint: seq %" PRIu64 " hash %s", seq, hash);
+	/*
+	 * INTEGRATION (syslog sink, src/sink.c): send the same checkpoint to
+	 * the sinks here, never blocking:
+	 *	len = snprintf(line, sizeof(line), "{\"type\":\"checkpoint\","
+	 *	    "\"seq\":%" PRIu64 ",\"hash\":\"%s\"}", seq, hash);
+	 *	(void)sink_send("checkpoint", line, len);
+	 */
+}
+
+/* Every audit_checkpoint_interval: the checkpoint, then the next one. */
+static void
+main_checkpoint(evutil_socket_t fd, short what, void *arg)
+{
+	struct main_state	*ms = arg;
+
+	(void)fd;
+	(void)what;
+	main_checkpoint_send();
+	timer_add_ms(ms->ms_ckpt_ev, ms->ms_conf->cf_audit_checkpoint_interval);
+}
 
 /* Every worker has the new generation: the old one goes (when unused). */
 static void
@@ -240,6 +282,12 @@ main_reload(struct main_state *ms)
 	if ((cf = main_config_new(ms->ms_file, 0, &cause)) == NULL ||
 	    server_open(cf, ms->ms_conf, &cause) == -1)
 		goto fail;
+	/* One key per chain segment: a new one waits for a restart. */
+	if (!audit_key_same(cf->cf_audit_key != NULL ?
+	    (const unsigned char *)cf->cf_audit_key->k_data : NULL,
+	    cf->cf_audit_key != NULL ? cf->cf_audit_key->k_len : 0))
+		log_warnx("reload: the audit HMAC key changed; the chain keeps "
+		    "the key it started with until xdrproxy is restarted");
 	if (audit_switch(cf->cf_audit_log, &why) == -1) {
 		if (asprintf(&cause, "%s:%d: %s", cf->cf_file,
 		    cf->cf_audit_log_line, why != NULL ? why :
@@ -424,6 +472,7 @@ main(int argc, char *argv[])
 		return i == 0 ? 0 : 1;
 	}
 
+	audit_chain_init();
 	if (server_init(cf->cf_workers) == -1)
 		fatalx("out of memory");
 	if (server_activated(&cause) == -1 ||
@@ -451,6 +500,10 @@ main(int argc, char *argv[])
 		if (worker_init(&ms.ms_workers[i], i, cf, &cause) == -1)
 			fatalx("%s", cause != NULL ? cause : "out of memory");
 	}
+	if ((ms.ms_ckpt_ev = evtimer_new(ms.ms_base, main_checkpoint,
+	    &ms)) == NULL)
+		fatalx("out of memory");
+	timer_add_ms(ms.ms_ckpt_ev, cf->cf_audit_checkpoint_interval);
 	if (admin_start(ms.ms_base, cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
 	if (expiry_start(ms.ms_base, &ms.ms_conf) == -1)
@@ -479,6 +532,9 @@ main(int argc, char *argv[])
 		worker_join(&ms.ms_workers[i]);
 	admin_free();
 	expiry_stop();
+	/* The last records, for whoever verifies the file later. */
+	main_checkpoint_send();
+	event_free(ms.ms_ckpt_ev);
 	log_info("stopped");
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);

@@ -829,6 +829,12 @@ metrics_render_worker_counters(struct evbuffer *b)
 	    "Audit records that could not be written.");
 	evbuffer_add_printf(b, "xdrproxy_audit_write_errors_total %" PRIu64
 	    "\n", audit_write_errors());
+	metrics_family(b, "xdrproxy_audit_unavailable_total", "counter",
+	    "Requests refused (503 audit_unavailable, not forwarded) because "
+	    "their request record could not be written (audit_fail = "
+	    "closed).");
+	evbuffer_add_printf(b, "xdrproxy_audit_unavailable_total %" PRIu64
+	    "\n", audit_unavailable_total());
 }
 
 /*

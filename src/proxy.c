@@ -137,6 +137,17 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		request_fail(req, 503, "key_expired", "%s", why);
 		return;
 	}
+	if (audit_write(req, AUDIT_REQUEST) == -1) {
+		if (req->req_conf->cf_audit_fail == AUDIT_FAIL_CLOSED) {
+			audit_count_unavailable();
+			request_fail(req, 503, "audit_unavailable",
+			    "the audit record could not be written: %s",
+			    strerror(errno));
+			return;
+		}
+		log_warn("request %s: audit record not written; forwarded "
+		    "(audit_fail = open)", req->req_id);
+	}
 	has_body = fs.fs_has_body;
 	proxy_watch_client(req);
 	req->req_up_clen = PROXY_CLEN_NONE;

@@ -354,7 +354,7 @@ request_close(struct request *req)
 	req->req_end_mono_us = request_clock_us(CLOCK_MONOTONIC);
 	/* Counted before the record: whoever sees the record sees it counted. */
 	metrics_request_done(req);
-	if (audit_write(req) == -1)
+	if (audit_write(req, AUDIT_RESPONSE) == -1)
 		log_warn("request %s: audit record not written", req->req_id);
 	request_log_end(req);
 	request_free(req);

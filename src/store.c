@@ -1171,6 +1171,31 @@ store_key_load(struct keyload *kl, struct tenant *tn, char **cause)
 	return 0;
 }
 
+/* The key of entry name in the store at path (a copy, in *k). */
+int
+store_entry_key(struct keyload *kl, const char *path, const char *name,
+    struct key **k, char **cause)
+{
+	struct store		*st;
+	struct store_entry	*se;
+
+	*cause = NULL;
+	if ((st = store_cached(kl, path, cause)) == NULL)
+		return -1;
+	if ((se = store_find(st, name)) == NULL) {
+		if (asprintf(cause, "%s: no such key in %s", name, path) == -1)
+			*cause = NULL;
+		return -1;
+	}
+	keystore_free(*k);
+	if ((*k = keystore_new(se->se_key->k_data, se->se_key->k_len)) ==
+	    NULL) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 void
 store_cache_free(struct keyload *kl)
 {

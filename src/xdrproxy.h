@@ -227,6 +227,13 @@ struct config {
 	char			*cf_file;
 	char			*cf_audit_log;
 	int			 cf_audit_log_line;
+	int			 cf_audit_fsync;	/* request records */
+	int			 cf_audit_fail;	/* enum audit_fail */
+	unsigned int		 cf_audit_checkpoint_interval;	/* ms */
+	char			*cf_audit_key_file;
+	char			*cf_audit_key_name;	/* in cf_key_store */
+	int			 cf_audit_key_line;	/* of either */
+	struct key		*cf_audit_key;	/* NULL: plain SHA-256 */
 	size_t			 cf_max_body;
 	size_t			 cf_max_headers;
 	unsigned int		 cf_client_timeout;	/* ms */
@@ -315,6 +322,8 @@ int		 store_check_key(const char *, size_t);
 int		 store_read_secret(const char *, struct key **, char **);
 int		 store_prompt(const char *, struct key **, char **);
 int	 store_key_load(struct keyload *, struct tenant *, char **);
+int	 store_entry_key(struct keyload *, const char *, const char *,
+	    struct key **, char **);
 void	 store_cache_free(struct keyload *);
 
 /* expiry.c */
@@ -462,12 +471,30 @@ enum outcome {
 	OUTCOME_PROXY_ERROR,
 	OUTCOME_CLIENT_ABORTED
 };
+enum audit_fail {
+	AUDIT_FAIL_CLOSED,	/* no request record: 503, not forwarded */
+	AUDIT_FAIL_OPEN		/* forwarded all the same, with a warning */
+};
+enum audit_type {
+	AUDIT_REQUEST,		/* before forwarding */
+	AUDIT_RESPONSE		/* at the end, whatever the outcome */
+};
+#define AUDIT_HASH_LEN	32	/* SHA-256 */
 struct request;
+int	 audit_set_key(const unsigned char *, size_t);
+int	 audit_key_same(const unsigned char *, size_t);
 int	 audit_open(const char *, char **);
+void	 audit_chain_init(void);
 int	 audit_reopen(char **);
 int	 audit_switch(const char *, char **);
 void	 audit_close(void);
-int	 audit_write(const struct request *);
+int	 audit_write(const struct request *, enum audit_type);
+int	 audit_checkpoint(uint64_t *, char [2 * AUDIT_HASH_LEN + 1]);
+void	 audit_count_unavailable(void);
+uint64_t audit_unavailable_total(void);
+int	 audit_line_seq(const char *, size_t, uint64_t *);
+int	 audit_last_line(const char *, size_t, int, size_t *, size_t *,
+	    size_t *);
 const char *audit_outcome_name(enum outcome);
 uint64_t audit_write_errors(void);
 int	 audit_ready(char *, size_t);

@@ -250,11 +250,23 @@ px() {
 # mock_requests: number of requests the mock tenant received.
 mock_requests() { grep -c '"event":"request"' "$MOCK_LOG"; }
 
-# last_audit: the last audit record.
-last_audit() { tail -n 1 "$T/audit.jsonl"; }
+# audit_responses [FILE]: the response records (one per request that
+# ended), in order; request records (written before forwarding) left out.
+audit_responses() {
+	grep '^{"type":"response",' "${1:-$T/audit.jsonl}" 2>/dev/null || :
+}
 
-# audit_count: number of audit records.
-audit_count() { [ -f "$T/audit.jsonl" ] && wc -l < "$T/audit.jsonl" || echo 0; }
+# AUDIT_RESP: ERE for a response record's chain fields, up to "ts".
+AUDIT_RESP='^\{"type":"response","seq":[1-9][0-9]*,"prev":"[0-9a-f]{64}",("chain":"start",)?'
+
+# audit_grep ARGS...: grep the response records.
+audit_grep() { audit_responses | grep "$@"; }
+
+# last_audit: the last response record.
+last_audit() { audit_responses | tail -n 1; }
+
+# audit_count: number of response records (requests that ended).
+audit_count() { audit_responses | wc -l; }
 
 # json_str JSON KEY: the string value of KEY in a flat JSON object line.
 json_str() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"; }

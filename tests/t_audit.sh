@@ -24,9 +24,9 @@ px -o /dev/null -X PUT --data-binary @"$T/b" /public_api/v1/x/put/      # ok, PU
 wait_num 10 -ge 6 audit_count
 expect_eq "one record per request" "$(audit_count)" 6
 
-rec() { sed -n "${1}p" "$T/audit.jsonl"; }
+rec() { audit_responses | sed -n "${1}p"; }
 ts='"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"'
-head='^\{'"$ts"',"request_id":"[0-9a-f]{16}","tenant":"acme","key_id":"42","client":"127\.0\.0\.1:[0-9]+",'
+head="$AUDIT_RESP$ts"',"request_id":"[0-9a-f]{16}","tenant":"acme","key_id":"42","client":"127\.0\.0\.1:[0-9]+",'
 tail=',"caller":\{"uid":0,"user":"root","gid":0,"group":"root","pid":[0-9]+,"exe":"[^"]+"\},"caller_error":null\}$'
 expect_match "record 1: ok, with its query" "$(rec 1)" \
     "$head"'"method":"POST","path":"/public_api/v1/incidents/get_incidents/","query":"page=2&x=%22q%22","status":200,"bytes_in":19,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"ok","error":null'"$tail"
@@ -43,7 +43,7 @@ expect_match "record 6: PUT with a body" "$(rec 6)" \
 d4=$(json_num "$(rec 4)" duration_ms)
 if [ "$d4" -ge 900 ] && [ "$d4" -lt 3000 ]; then pass "duration_ms of the timeout ($d4)"
 else fail "duration_ms of the timeout: $d4"; fi
-ids=$(sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p' "$T/audit.jsonl" | sort -u | wc -l)
+ids=$(audit_responses | sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p' | sort -u | wc -l)
 expect_eq "distinct request ids" "$ids" 6
 # The request id in the response header is the audited one.
 px -D "$T/h" -o /dev/null -X POST -d '{}' /public_api/v1/x/id/
@@ -82,7 +82,7 @@ px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-rotation/
 wait_for 5 test -s "$T/audit.jsonl"
 expect_match "after SIGHUP: record in the new file" "$(cat "$T/audit.jsonl")" \
     '"path":"/public_api/v1/x/after-rotation/"'
-expect_eq "after SIGHUP: old file untouched" "$(wc -l < "$T/audit.jsonl.1")" 8
+expect_eq "after SIGHUP: old file untouched" "$(audit_responses "$T/audit.jsonl.1" | wc -l)" 8
 # SIGUSR1 does the same (logrotate's postrotate, etc/logrotate.d/xdrproxy).
 mv "$T/audit.jsonl" "$T/audit.jsonl.2"
 kill -USR1 "$PROXY_PID"
@@ -92,7 +92,7 @@ px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-usr1/
 wait_for 5 test -s "$T/audit.jsonl"
 expect_match "after SIGUSR1: record in the new file" "$(cat "$T/audit.jsonl")" \
     '"path":"/public_api/v1/x/after-usr1/"'
-expect_eq "after SIGUSR1: rotated file untouched" "$(wc -l < "$T/audit.jsonl.2")" 1
+expect_eq "after SIGUSR1: rotated file untouched" "$(audit_responses "$T/audit.jsonl.2" | wc -l)" 1
 # The shipped logrotate file, run for real by logrotate on this log (its
 # path, its owner and the process to signal made this test's).
 if command -v logrotate >/dev/null; then
@@ -109,14 +109,14 @@ if command -v logrotate >/dev/null; then
 	else
 		fail "logrotate: $(cat "$T/logrotate.out")"
 	fi
-	expect_eq "logrotate: the log rotated" "$(wc -l < "$T/audit.jsonl.1")" 1
+	expect_eq "logrotate: the log rotated" "$(audit_responses "$T/audit.jsonl.1" | wc -l)" 1
 	wait_num 5 -gt 1 grep -c 'SIGUSR1: audit log reopened' "$PROXY_LOG" ||
 	    fail "logrotate: xdrproxy not told (postrotate)"
 	px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-logrotate/
 	wait_for 5 test -s "$T/audit.jsonl"
 	expect_match "logrotate: new records in the new file" \
 	    "$(cat "$T/audit.jsonl")" '"path":"/public_api/v1/x/after-logrotate/"'
-	expect_eq "logrotate: the old file got none" "$(wc -l < "$T/audit.jsonl.1")" 1
+	expect_eq "logrotate: the old file got none" "$(audit_responses "$T/audit.jsonl.1" | wc -l)" 1
 else
 	echo "# logrotate checks skipped: logrotate not installed (tests/deps.sh installs it)"
 fi

@@ -220,7 +220,7 @@ expect_eq "the tenant saw none of the page's requests" "$(mock_requests)" "$befo
 expect_no_match "no via= marker of the page in the tenant's log" \
     "$(cat "$MOCK_LOG")" "$tries_re"
 # What reached the proxy, for the log.
-tail -n +$((n_audit + 1)) "$T/audit.jsonl" |
+audit_responses | tail -n +$((n_audit + 1)) |
     sed -n 's/.*"method":"\([^"]*\)",.*"query":"\([^"]*\)","status":\([0-9]*\),.*"error":\([^}]*\)}/# proxy: \1 \2 \3 \4/p'
 tail -n +$((n_log + 1)) "$PROXY_LOG" |
     sed -n 's/^.*request [0-9a-f]*: tenant [^:]*: /# proxy log: /p'

@@ -42,7 +42,7 @@ expect_eq "$N distinct nonces" \
 wait_num 10 -ge $N audit_count
 expect_eq "$N audit records" "$(audit_count)" $N
 expect_eq "$N distinct request ids" \
-    "$(sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p' "$T/audit.jsonl" | sort -u | wc -l)" $N
+    "$(audit_responses | sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p' | sort -u | wc -l)" $N
 expect_eq "all audited ok" "$(grep -c '"status":200,.*"outcome":"ok"' "$T/audit.jsonl")" $N
 conns=$(grep -c '"event":"connection"' "$MOCK_LOG")
 if [ "$conns" -ge 2 ] && [ "$conns" -le $MAXCONN ]; then

@@ -411,7 +411,7 @@ expect_eq "the tenant got the body" "$(json_num "$rec" body_len)" 19
 docker stop -t 30 "$CTR" > /dev/null
 expect_eq "xdrproxy exits 0 on docker stop" \
     "$(docker inspect -f '{{.State.ExitCode}}' "$CTR")" 0
-a=$(docker logs "$CTR" 2> /dev/null | grep '^{"ts"' | tail -n 1)
+a=$(docker logs "$CTR" 2> /dev/null | grep '^{"type":"response",' | tail -n 1)
 expect_match "audit record on the container's stdout" "$a" \
     '"tenant":"tenant","key_id":"42","client":"127\.0\.0\.1:[0-9]+","method":"POST","path":"/public_api/v1/incidents/get_incidents/","query":"","status":200,"bytes_in":19,.*"outcome":"ok","error":null,"caller":'
 container_log

@@ -45,7 +45,7 @@ refused_raw() {
 	expect_no_match "$what: tenant never saw $marker" "$(cat "$MOCK_LOG")" \
 	    "$marker"
 	if wait_num 5 -gt "$n" audit_count; then
-		a=$(tail -n +"$((n + 1))" "$T/audit.jsonl")
+		a=$(audit_responses | tail -n +"$((n + 1))")
 		expect_eq "$what: one audit record" "$(printf '%s\n' "$a" | wc -l)" 1
 		expect_match "$what: audited as proxy_error $code" "$a" \
 		    "\"status\":$status,.*\"outcome\":\"proxy_error\",\"error\":\"$code\",\"caller\":"
@@ -223,9 +223,9 @@ px -o /dev/null -X POST -d '{}' --max-time 1 -H 'X-Mock-Delay-Ms: 20000' \
     "$E/client-gone/" 2> /dev/null
 rc=$?
 expect_eq "client gone: curl timed out (exit 28)" "$rc" 28
-if wait_for 6 grep -q "\"path\":\"$E/client-gone/\"" "$T/audit.jsonl"; then
+if wait_for 6 audit_grep -q "\"path\":\"$E/client-gone/\""; then
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	a=$(grep "\"path\":\"$E/client-gone/\"" "$T/audit.jsonl")
+	a=$(audit_grep "\"path\":\"$E/client-gone/\"")
 	expect_match "client gone: audited 499 client_aborted" "$a" \
 	    '"status":499,.*"outcome":"client_aborted"'
 	expect_eq "client gone: noticed within 5 s (took $ms ms)" \

@@ -110,7 +110,7 @@ for file in cl_conflict cl_conflict_rev; do
 	wait_num 5 -ge $((n + 2)) audit_count ||
 	    fail "$file: not audited"
 	expect_match "$file: audited" \
-	    "$(grep "\"path\":\"/public_api/v1/framing/$file/\"" "$T/audit.jsonl")" \
+	    "$(audit_grep "\"path\":\"/public_api/v1/framing/$file/\"")" \
 	    '"status":502,.*"outcome":"upstream_error","error":"upstream_error","caller":'
 	expect_eq "$file: next request answered" "$(cat "$T/$file.w")" 200
 	expect_match "$file: next answer is its own" "$(cat "$T/$file.next")" \

@@ -53,7 +53,7 @@ code=$(curl -sS --unix-socket "$sock" -o "$T/out" -w '%{http_code}' -X POST \
     -d '{}' http://localhost/public_api/v1/incidents/get_incidents/)
 expect_eq "unix socket: answered" "$code" 200
 expect_eq "unix socket: signed" "$(json_str "$(tail -n 1 "$ACME_LOG")" auth)" ok
-wait_for 5 grep -q '"client":"unix"' "$T/audit.jsonl"
+wait_for 5 audit_grep -q '"client":"unix"'
 expect_match "unix socket: audited with client unix" "$(last_audit)" \
     '"tenant":"acme","key_id":"42","client":"unix",'
 
@@ -63,7 +63,7 @@ if [ $ipv6 = 1 ]; then
 	code=$(curl -sS -g -o /dev/null -w '%{http_code}' -X POST -d '{}' \
 	    "http://[::1]:$v6port/public_api/v1/x/")
 	expect_eq "IPv6 listener: answered" "$code" 200
-	wait_for 5 grep -q '"client":"\[::1\]:' "$T/audit.jsonl"
+	wait_for 5 audit_grep -q '"client":"\[::1\]:'
 	expect_match "IPv6: audited as [addr]:port" "$(last_audit)" '"client":"\[::1\]:[0-9]+"'
 else
 	echo "# IPv6 checks skipped: ::1 is not available here"
@@ -81,7 +81,7 @@ expect_match "tenant beta: Authorization is the key itself" "$rec" \
     "\\[\"Authorization\",\"$API_KEY\"\\]"
 expect_no_match "tenant beta: no nonce" "$rec" '"x-xdr-nonce"'
 expect_eq "tenant acme saw nothing of it" "$(grep -c '"event":"request"' "$ACME_LOG")" "$n_acme"
-wait_for 5 grep -q '"tenant":"beta"' "$T/audit.jsonl"
+wait_for 5 audit_grep -q '"tenant":"beta"'
 expect_match "tenant beta: audited" "$(last_audit)" '"tenant":"beta","key_id":"77",'
 expect_no_match "standard key not in the audit log" "$(cat "$T/audit.jsonl")" "$API_KEY"
 stop_proxy

@@ -92,7 +92,7 @@ metric_is() {
 }
 # audit_sum FIELD: the sum of a numeric field over the audit records.
 audit_sum() {
-	sed -n "s/.*\"$1\":\\([0-9]*\\),.*/\\1/p" "$T/audit.jsonl" | awk '{ s += $1 } END { print s + 0 }'
+	audit_responses | sed -n "s/.*\"$1\":\\([0-9]*\\),.*/\\1/p" | awk '{ s += $1 } END { print s + 0 }'
 }
 audit_at_least() { [ "$(audit_count)" -ge "$1" ]; }
 TEST_START=$(date +%s)
@@ -149,7 +149,7 @@ exec 5<>"/dev/tcp/127.0.0.1/$PROXY_PORT"
 printf 'GET /public_api/v1/x/ HTTP/1.1\r\nHost: loc' >&5
 wait_for 20 audit_at_least 25 || fail "requests not audited"
 expect_eq "25 requests audited" "$(audit_count)" 25
-prefixes=$(sed -n 's/.*"request_id":"\([0-9a-f]\{8\}\).*/\1/p' "$T/audit.jsonl" | sort -u | wc -l)
+prefixes=$(audit_responses | sed -n 's/.*"request_id":"\([0-9a-f]\{8\}\).*/\1/p' | sort -u | wc -l)
 if [ "$prefixes" -ge 2 ]; then pass "requests served by $prefixes workers"
 else fail "all requests served by one worker: the sum over workers is not shown"; fi
 wait_for 10 metric_is 'xdrproxy_client_header_timeouts_total{}' 1 ||
@@ -161,7 +161,7 @@ wait_for 10 metric_is 'xdrproxy_client_connections{}' 0 ||
 scrape
 expect_eq "the parser read it (stderr empty)" "$(cat "$T/m.pyerr")" ""
 expect_eq "no format problem" "$(grep '^PROBLEM' "$T/m.flat")" ""
-expect_eq "20 families" "$(sed -n 's/^# \([0-9]*\) families$/\1/p' "$T/m.flat")" 20
+expect_eq "21 families" "$(sed -n 's/^# \([0-9]*\) families$/\1/p' "$T/m.flat")" 21
 expect_eq "no policy: nothing denied" \
     "$(metric 'xdrproxy_policy_denied_total{tenant="acme"}')" 0
 r='xdrproxy_requests_total{code="%s",outcome="%s",tenant="acme"}'
@@ -175,7 +175,7 @@ expect_eq "requests_total 403 proxy_error" "$(metric "$(printf "$r" 403 proxy_er
 expect_eq "requests_total 502 upstream_error" "$(metric "$(printf "$r" 502 upstream_error)")" 1
 expect_eq "no other pair" "$(grep -c '^xdrproxy_requests_total{' "$T/m.flat")" 4
 # The same from the audit records, pair by pair.
-sed -n 's/.*"status":\([0-9]*\),.*"outcome":"\([a-z_]*\)".*/\1 \2/p' "$T/audit.jsonl" |
+audit_responses | sed -n 's/.*"status":\([0-9]*\),.*"outcome":"\([a-z_]*\)".*/\1 \2/p' |
     sort | uniq -c > "$T/pairs"
 while read -r n st oc; do
 	# shellcheck disable=SC2059
@@ -360,7 +360,8 @@ else
 	audit=/dev/full
 	echo "# no tmpfs (needs root and unshare -m): /dev/full as the audit log; recovery not checked"
 fi
-sed "s|^audit_log = .*|audit_log = $audit|; s|^workers = 2$|workers = 1|; /^admin_listen = unix/d" \
+# audit_fail = open: served all the same (closed is t_auditchain.sh's).
+sed "s|^audit_log = .*|audit_log = $audit\naudit_fail = open|; s|^workers = 2$|workers = 1|; /^admin_listen = unix/d" \
     "$T/xdrproxy.conf" > "$T/full.conf"
 start_proxy "$T/full.conf"
 port=$(admin_port)
@@ -381,7 +382,9 @@ expect_eq "audit not writable: named" "$(cat "$T/b")" \
 code=$(curl -sS -o /dev/null -w '%{http_code}' "$ADMIN/healthz")
 expect_eq "audit not writable: /healthz 200" "$code" 200
 scrape
-expect_eq "audit write errors counted" "$(metric 'xdrproxy_audit_write_errors_total{}')" 1
+# Two records not written: the request record and the response record.
+expect_eq "audit write errors counted" "$(metric 'xdrproxy_audit_write_errors_total{}')" 2
+expect_eq "none refused (audit_fail = open)" "$(metric 'xdrproxy_audit_unavailable_total{}')" 0
 expect_eq "the request counted all the same" "$(metric "$(printf "$r" 200 ok)")" 1
 if [ "$audit" != /dev/full ]; then
 	rm -f "$auditfs/fill"
@@ -389,9 +392,9 @@ if [ "$audit" != /dev/full ]; then
 	expect_eq "space again: /readyz 200" "$code" 200
 	px -o /dev/null -X POST -d '{}' /public_api/v1/x/audited-again/
 	wait_for 5 grep -q 'audited-again' "$audit" || fail "record after the recovery not written"
-	expect_eq "one record after the recovery" "$(wc -l < "$audit")" 1
+	expect_eq "one record after the recovery" "$(audit_responses "$audit" | wc -l)" 1
 	scrape
-	expect_eq "no new audit write error" "$(metric 'xdrproxy_audit_write_errors_total{}')" 1
+	expect_eq "no new audit write error" "$(metric 'xdrproxy_audit_write_errors_total{}')" 2
 fi
 stop_proxy
 if [ "$audit" != /dev/full ]; then

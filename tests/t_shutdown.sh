@@ -101,7 +101,7 @@ expect_eq "slow readers: exit 0" "$rc" 0
 if [ "$ms" -lt 5000 ]; then pass "slow readers: exited ${ms} ms after the second signal"
 else fail "slow readers: exited ${ms} ms after the second signal, want < 5000"; fi
 expect_eq "slow readers: one record each" \
-    "$(tail -n +"$((n + 1))" "$T/audit.jsonl" | grep -c '"path":"/public_api/v1/x/slowread')" 3
+    "$(audit_responses | tail -n +"$((n + 1))" | grep -c '"path":"/public_api/v1/x/slowread')" 3
 if sanitizer_clean "$PROXY_LOG"; then pass "slow readers: no sanitizer report"
 else fail "slow readers: sanitizer report:"; sed 's/^/# /' "$PROXY_LOG"; fi
 wait "${clients[@]}" 2>/dev/null

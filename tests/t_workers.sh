@@ -30,12 +30,12 @@ done
 expect_eq "20 more over the unix socket" "$ok" 80
 wait_num 10 -ge 80 audit_count
 expect_eq "80 audit records in one file" "$(audit_count)" 80
-prefixes=$(sed -n 's/.*"request_id":"\([0-9a-f]\{8\}\).*/\1/p' "$T/audit.jsonl" | sort -u | wc -l)
+prefixes=$(audit_responses | sed -n 's/.*"request_id":"\([0-9a-f]\{8\}\).*/\1/p' | sort -u | wc -l)
 if [ "$prefixes" -ge 2 ]; then pass "requests served by $prefixes workers"
 else fail "all requests served by one worker"; fi
 expect_eq "all signatures accepted" "$(grep -c '"auth":"ok"' "$MOCK_LOG")" 80
 expect_eq "every record whole (one JSON object per line)" \
-    "$(grep -c '^{"ts":".*"error":null,"caller":{[^}]*},"caller_error":null}$' "$T/audit.jsonl")" 80
+    "$(grep -cE "$AUDIT_RESP"'"ts":".*"error":null,"caller":\{[^}]*\},"caller_error":null\}$' "$T/audit.jsonl")" 80
 
 # Another instance on the same port is refused, not let into the group.
 sed "s|^listen     = 127.0.0.1:0$|listen     = 127.0.0.1:$PROXY_PORT|; /^listen = unix/d" \
