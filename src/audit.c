@@ -26,6 +26,7 @@
 
 static int		 audit_fd = -1;
 static char		*audit_path;
+static _Atomic int	 audit_off;	/* audit_log = off: syslog only */
 /* Written by any worker, read by /metrics and /readyz (admin.c). */
 static _Atomic uint64_t	 audit_errors;	/* records not written */
 static _Atomic int	 audit_errno;	/* the last write's, if it failed */
@@ -51,6 +52,8 @@ audit_open_fd(const char *path, char **cause)
 
 	if (strcmp(path, "-") == 0)
 		fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	else if (strcmp(path, "off") == 0)	/* syslog sinks only (sink.c) */
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	else
 		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 		    O_NOCTTY, 0640);
@@ -71,6 +74,7 @@ audit_open(const char *path, char **cause)
 	}
 	if ((audit_fd = audit_open_fd(path, cause)) == -1)
 		return -1;
+	audit_off = strcmp(path, "off") == 0;
 	return 0;
 }
 
@@ -104,6 +108,7 @@ audit_switch(const char *path, char **cause)
 		return -1;
 	}
 	close(fd);
+	audit_off = strcmp(copy, "off") == 0;	/* path may be audit_path */
 	free(audit_path);
 	audit_path = copy;
 	/* A new file: nothing failed on it yet. */
@@ -116,7 +121,8 @@ int
 audit_reopen(char **cause)
 {
 	*cause = NULL;
-	if (audit_path == NULL || strcmp(audit_path, "-") == 0)
+	if (audit_path == NULL || strcmp(audit_path, "-") == 0 ||
+	    strcmp(audit_path, "off") == 0)
 		return 0;
 	return audit_switch(audit_path, cause);
 }
@@ -262,6 +268,15 @@ audit_write(const struct request *req)
 		}
 		p += n;
 		len -= (size_t)n;
+	}
+	/* Syslog sinks (sink.c): the line without its '\n'. With audit_log = off
+	 * they are the only sink, and a record none took fails the write. */
+	if ((rc == 0 || audit_off) && sink_send("audit", (const char *)
+	    evbuffer_pullup(audit_buf, -1), evbuffer_get_length(audit_buf) -
+	    1) == -1 && audit_off) {
+		errno = EIO;
+		audit_failed(errno);
+		rc = -1;
 	}
 	evbuffer_drain(audit_buf, evbuffer_get_length(audit_buf));
 	/* Read first: no store to the shared line while all is well. */

@@ -258,6 +258,10 @@ main_reload(struct main_state *ms)
 		goto fail;
 	}
 	metrics_register(cf);
+	if (sink_configure(cf, &why) == -1) {
+		log_warnx("reload: %s", why != NULL ? why : "out of memory");
+		free(why);
+	}
 	if (cf->cf_workers != ms->ms_nworkers)
 		log_warnx("%s: workers = %d takes effect at the next restart; "
 		    "%d keep running", cf->cf_file, cf->cf_workers,
@@ -458,6 +462,9 @@ main(int argc, char *argv[])
 	/* Everything root had to open is open: drop before any worker. */
 	if (priv_drop(cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
+	/* The syslog sinks' thread, before any worker can audit. */
+	if (sink_configure(cf, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
 	for (i = 0; i < 4; i++) {
 		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
 		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)
@@ -477,6 +484,7 @@ main(int argc, char *argv[])
 
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
+	sink_stop();
 	admin_free();
 	expiry_stop();
 	log_info("stopped");

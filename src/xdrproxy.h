@@ -194,8 +194,11 @@ struct config {
 	atomic_int		 cf_refs;
 	unsigned int		 cf_gen;	/* 1, 2, ... set by main.c */
 	char			*cf_file;
-	char			*cf_audit_log;
+	char			*cf_audit_log;	/* "off": syslog sinks only */
 	int			 cf_audit_log_line;
+	struct strlist		 cf_audit_syslog;	/* sink.c */
+	size_t			 cf_audit_syslog_queue;	/* messages per sink */
+	char			*cf_audit_syslog_facility;	/* NULL: authpriv */
 	size_t			 cf_max_body;
 	size_t			 cf_max_headers;
 	unsigned int		 cf_client_timeout;	/* ms */
@@ -404,6 +407,30 @@ struct caller {
 void	 caller_resolve(int, struct caller *);
 void	 caller_unknown(struct caller *, const char *);
 void	 caller_json(struct evbuffer *, const struct caller *);
+
+/* sink.c: syslog audit sinks. */
+enum sink_kind { SINK_UNIX, SINK_UDP, SINK_TCP };
+struct sink_addr {
+	char			 sa_spec[256];	/* as configured */
+	enum sink_kind		 sa_kind;
+	char			 sa_host[256];	/* unix: the path */
+	int			 sa_port;
+};
+struct sink_stat {
+	char			 ss_spec[256];
+	uint64_t		 ss_dropped;
+	size_t			 ss_queued;
+	int			 ss_up;
+};
+int	 sink_parse(const char *, struct sink_addr *, const char **);
+int	 sink_facility_code(const char *);
+size_t	 sink_format_header(char *, size_t, int, uint64_t, const char *,
+	    long, const char *);
+int	 sink_configure(const struct config *, char **);
+int	 sink_send(const char *, const char *, size_t);
+int	 sink_count(void);
+int	 sink_stat(size_t, struct sink_stat *);
+void	 sink_stop(void);
 
 /* audit.c */
 enum outcome {
