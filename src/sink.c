@@ -651,11 +651,13 @@ sink_wakeup(evutil_socket_t fd, short what, void *arg)
 	struct sink	**v, **grave;
 	char		  buf[64];
 	size_t		  n, ngrave, i;
+	int		  stopping;
 
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 	pthread_mutex_lock(&sink_mtx);
 	sink_woken = 0;
+	stopping = sink_stopping;
 	grave = sink_graveyard;
 	ngrave = sink_ngrave;
 	sink_graveyard = NULL;
@@ -670,7 +672,7 @@ sink_wakeup(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < ngrave; i++)
 		sink_free(grave[i]);
 	free(grave);
-	if (sink_stopping) {
+	if (stopping) {
 		free(v);
 		event_base_loopbreak(sink_base);
 		return;

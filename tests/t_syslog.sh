@@ -91,6 +91,23 @@ pass "queue full logged"
 expect_eq "queue full logged once per outage" \
     "$(grep -c "audit_syslog tcp:127.0.0.1:$dead: queue full" "$PROXY_LOG")" 1
 
+# SIGHUP to syslog only (audit_log = off): the kept TCP sink goes on, the
+# file gets nothing more.
+wait_num 10 -ge 5 lines "$T/tcp.out"
+cp "$T/xdrproxy.conf" "$T/running.conf"
+write_config "" "admin_listen = 127.0.0.1:0
+audit_syslog = tcp:127.0.0.1:$tport"
+sed -i "s|^audit_log = .*|audit_log = off|" "$T/xdrproxy.conf"
+kill -HUP "$PROXY_PID"
+wait_for 10 grep -q 'reload: configuration 2 in force' "$PROXY_LOG"
+px -o /dev/null /public_api/v1/x/six/
+wait_num 10 -ge 6 lines "$T/tcp.out"
+expect_match "audit_log = off: the record went to syslog" \
+    "$(sed -n 6p "$T/tcp.out")" '"path":"/public_api/v1/x/six/"'
+expect_eq "audit_log = off: nothing more in the file" "$(audit_count)" 5
+expect_eq "the removed sink's metrics are gone" \
+    "$(metrics | grep -c "sink=\"tcp:127.0.0.1:$dead\"")" 0
+
 # Config errors: FILE:LINE.
 cfgerr() {	# VALUE-LINES EXPECTED
 	write_config "" "$1"
@@ -105,7 +122,6 @@ cfgerr "audit_syslog = tcp:::1:514" "xdrproxy.conf:3: .*brackets"
 cfgerr "audit_syslog = tcp:[::1]:514
 audit_syslog = tcp:[::1]:514" "xdrproxy.conf:4: .*given twice"
 cfgerr "audit_syslog_facility = nope" "xdrproxy.conf:3: audit_syslog_facility: expected"
-sed -i "s|^audit_log = .*|audit_log = off|" "$T/xdrproxy.conf"
 write_config "" ""; sed -i "s|^audit_log = .*|audit_log = off|" "$T/xdrproxy.conf"
 out=$("$XDRPROXY" -t -c "$T/xdrproxy.conf" 2>&1)
 expect_match "audit_log = off alone refused" "$out" "xdrproxy.conf:2: audit_log = off needs"
