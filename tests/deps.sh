@@ -30,13 +30,14 @@ set -eu
 # systemd, Debian also starts its own docker service; the test never uses it.
 # systemd: systemd-analyze verify/security on etc/systemd/ in
 # tests/t_systemd.sh (works offline, without systemd running).
+# rsyslog: a real rsyslogd (imtcp, its own config) for tests/t_syslog.sh.
 # passwd: useradd, for the test user of tests/t_priv.sh.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev libp11-kit-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
 netcat-openbsd logrotate socat mandoc strace tinyproxy python3-prometheus-client
-docker.io debootstrap apparmor docker-compose systemd passwd softhsm2"
+docker.io debootstrap apparmor docker-compose systemd passwd softhsm2 rsyslog"
 
 missing=""
 for p in $PACKAGES; do

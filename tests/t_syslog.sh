@@ -108,6 +108,34 @@ expect_eq "audit_log = off: nothing more in the file" "$(audit_count)" 5
 expect_eq "the removed sink's metrics are gone" \
     "$(metrics | grep -c "sink=\"tcp:127.0.0.1:$dead\"")" 0
 
+# A real rsyslogd (Debian's rsyslog) on loopback, with a config of its own.
+RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
+if [ -x "$RSYSLOGD" ]; then
+	rport=$(free_port)
+	mkdir -p "$T/rsyslog"
+	cat > "$T/rsyslog.conf" <<EOC
+global(workDirectory="$T/rsyslog")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="$rport")
+template(name="raw" type="string" string="%APP-NAME% %PROCID% %MSGID% %msg%\\n")
+action(type="omfile" file="$T/rsyslog.out" template="raw")
+EOC
+	"$RSYSLOGD" -n -f "$T/rsyslog.conf" -i "$T/rsyslog.pid" 2> "$T/rsyslog.err" &
+	PIDS+=($!)
+	wait_for 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $rport)).close()"
+	write_config "" "audit_syslog = tcp:127.0.0.1:$rport"
+	sed -i "s|^audit_log = .*|audit_log = off|" "$T/xdrproxy.conf"
+	kill -HUP "$PROXY_PID"
+	wait_for 10 grep -q 'reload: configuration 3 in force' "$PROXY_LOG"
+	px -o /dev/null /public_api/v1/x/rsyslog/
+	wait_for 10 grep -q '/public_api/v1/x/rsyslog/' "$T/rsyslog.out"
+	expect_match "rsyslogd got the record, RFC 5424 fields parsed" \
+	    "$(grep rsyslog/ "$T/rsyslog.out")" \
+	    "^xdrproxy $PROXY_PID audit \\{\"ts\":.*\"path\":\"/public_api/v1/x/rsyslog/\""
+else
+	echo "# rsyslogd not installed: the real-rsyslog check is skipped"
+fi
+
 # Config errors: FILE:LINE.
 cfgerr() {	# VALUE-LINES EXPECTED
 	write_config "" "$1"
