@@ -46,6 +46,7 @@ static EVP_MAC		*audit_mac;
 static EVP_MD		*audit_md;	/* fetched once: not per record */
 static EVP_MD_CTX	*audit_dc;	/* reused, under audit_mu */
 static _Atomic uint64_t	 audit_unavailable;	/* refused: audit_fail */
+static _Atomic int	 audit_off;	/* audit_log = off: syslog only */
 /* Written by any worker, read by /metrics and /readyz (admin.c). */
 static _Atomic uint64_t	 audit_errors;	/* records not written */
 static _Atomic int	 audit_errno;	/* the last write's, if it failed */
@@ -71,6 +72,8 @@ audit_open_fd(const char *path, char **cause)
 
 	if (strcmp(path, "-") == 0)
 		fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	else if (strcmp(path, "off") == 0)	/* syslog sinks only (sink.c) */
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	else
 		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 		    O_NOCTTY, 0640);
@@ -309,6 +312,9 @@ audit_chain_load(const char *path, int fd)
 	if (strcmp(path, "-") == 0) {
 		rc = -1;
 		why = "standard output";
+	} else if (strcmp(path, "off") == 0) {
+		rc = -1;
+		why = "audit_log = off: syslog only";
 	} else if ((rc = audit_tail(path, fd, &seq, h, &why)) == 0) {
 		if (asprintf(&older, "%s.1", path) == -1) {
 			older = NULL;
@@ -394,6 +400,7 @@ audit_open(const char *path, char **cause)
 		return -1;
 	}
 	audit_regular = audit_is_regular(audit_fd);
+	audit_off = strcmp(path, "off") == 0;
 	pthread_mutex_unlock(&audit_mu);
 	return 0;
 }
@@ -440,7 +447,8 @@ audit_switch(const char *path, char **cause)
 	ckpt = audit_ckpt_seq;
 	memcpy(prev, audit_prev, sizeof(prev));
 	same = audit_path != NULL && strcmp(audit_path, path) == 0;
-	if (!same)
+	/* To "off", the chain goes on in the syslog sinks. */
+	if (!same && strcmp(path, "off") != 0)
 		audit_chain_load(path, fd);
 	if (dup3(fd, audit_fd, O_CLOEXEC) == -1) {
 		if (asprintf(cause, "audit_log %s: %s", path,
@@ -455,6 +463,7 @@ audit_switch(const char *path, char **cause)
 		return -1;
 	}
 	audit_regular = audit_is_regular(audit_fd);
+	audit_off = strcmp(path, "off") == 0;
 	close(fd);
 	free(audit_path);
 	audit_path = copy;
@@ -469,7 +478,8 @@ int
 audit_reopen(char **cause)
 {
 	*cause = NULL;
-	if (audit_path == NULL || strcmp(audit_path, "-") == 0)
+	if (audit_path == NULL || strcmp(audit_path, "-") == 0 ||
+	    strcmp(audit_path, "off") == 0)
 		return 0;
 	return audit_switch(audit_path, cause);
 }
@@ -630,6 +640,22 @@ audit_format(struct evbuffer *b, const struct request *req,
  * failed fdatasync leaves it written, seq used, and returns -1). Under
  * audit_mu.
  */
+/* pre and body as one message to the syslog sinks: 0 or -1 (not taken). */
+static int
+audit_sink(const char *pre, size_t prelen, const char *body, size_t bodylen)
+{
+	char	*line;
+	int	 rc;
+
+	if ((line = malloc(prelen + bodylen)) == NULL)
+		return -1;
+	memcpy(line, pre, prelen);
+	memcpy(line + prelen, body, bodylen);
+	rc = sink_send("audit", line, prelen + bodylen);
+	free(line);
+	return rc;
+}
+
 static int
 audit_append(const char *type, const char *body, size_t bodylen, int sync)
 {
@@ -687,6 +713,16 @@ audit_append(const char *type, const char *body, size_t bodylen, int sync)
 				n = 0;
 			}
 		}
+	}
+	/*
+	 * Syslog sinks (sink.c) get the line without its '\n'. With
+	 * audit_log = off they are the only sink: a record none took is not
+	 * written, and its seq is not used.
+	 */
+	if (sink_count() > 0 && audit_sink(pre, (size_t)prelen, body,
+	    bodylen - 1) == -1 && audit_off) {
+		errno = EIO;
+		return -1;
 	}
 	audit_seq = seq;
 	memcpy(audit_prev, h, sizeof(audit_prev));

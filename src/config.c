@@ -353,6 +353,7 @@ enum config_type {
 #define CK_REQUIRED	0x02	/* a [tenant] section needs it */
 #define CK_AUTO		0x04	/* a number, or "auto" (stored as 0) */
 #define CK_DASH		0x08	/* a path, or "-" (stdout) */
+#define CK_OFF		0x10	/* a path, or "off" */
 
 struct config_key {
 	const char		 *ck_name;
@@ -402,13 +403,17 @@ static int	config_check_pkcs11_uri(struct config_parse *, const char *,
 		    const char *);
 static int	config_check_date(struct config_parse *, const char *,
 		    const char *);
+static int	config_check_syslog(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_facility(struct config_parse *, const char *,
+		    const char *);
 
 /* In the order of enum audit_fail. */
 static const char *const config_audit_fails[] = { "closed", "open", NULL };
 
 static const struct config_key config_proxy_keys[] = {
 	{ "audit_log", CT_PATH, CF(cf_audit_log, char *),
-	    .ck_flags = CK_DASH },
+	    .ck_flags = CK_DASH | CK_OFF },
 	{ "audit_fsync", CT_BOOL, CF(cf_audit_fsync, int), .ck_flags = 0 },
 	{ "audit_fail", CT_ENUM, CF(cf_audit_fail, int),
 	    .ck_names = config_audit_fails },
@@ -419,6 +424,13 @@ static const struct config_key config_proxy_keys[] = {
 	    .ck_flags = 0 },
 	{ "audit_hmac_key_name", CT_STRING, CF(cf_audit_key_name, char *),
 	    .ck_flags = 0 },
+	{ "audit_syslog", CT_STRLIST, CF(cf_audit_syslog, struct strlist),
+	    .ck_flags = CK_REPEAT, .ck_check = config_check_syslog },
+	{ "audit_syslog_queue", CT_COUNT, CF(cf_audit_syslog_queue, size_t),
+	    .ck_min = 1, .ck_max = 1000000 },
+	{ "audit_syslog_facility", CT_STRING,
+	    CF(cf_audit_syslog_facility, char *),
+	    .ck_check = config_check_facility },
 	{ "max_body", CT_SIZE, CF(cf_max_body, size_t),
 	    .ck_min = 1, .ck_max = CONFIG_SIZE_MAX },
 	{ "max_headers", CT_SIZE, CF(cf_max_headers, size_t),
@@ -883,6 +895,43 @@ config_check_date(struct config_parse *cp, const char *name,
 	return 0;
 }
 
+/* audit_syslog: unix:/PATH, udp:HOST:PORT, tcp:HOST:PORT; once each. */
+static int
+config_check_syslog(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	struct sink_addr	 sa;
+	const struct strlist	*sl = &cp->cp_conf->cf_audit_syslog;
+	const char		*why;
+	size_t			 i;
+
+	if (sink_parse(value, &sa, &why) == -1) {
+		config_error(cp, cp->cp_line, "%s '%s': %s", name, value, why);
+		return -1;
+	}
+	for (i = 0; i < sl->sl_n; i++) {
+		if (strcmp(sl->sl_v[i], value) == 0) {
+			config_error(cp, cp->cp_line, "%s '%s': given twice",
+			    name, value);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+config_check_facility(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	if (sink_facility_code(value) == -1) {
+		config_error(cp, cp->cp_line, "%s: expected a syslog facility "
+		    "(authpriv, auth, local0 to local7, user, daemon, ...), "
+		    "not '%s'", name, value);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 config_strset(struct config_parse *cp, char **dst, const char *value)
 {
@@ -1047,10 +1096,12 @@ config_set(struct config_parse *cp, const struct config_key *keys,
 		return config_set_enum(cp, ck, dst, value);
 	case CT_PATH:
 		if (value[0] != '/' && !((ck->ck_flags & CK_DASH) &&
-		    strcmp(value, "-") == 0)) {
-			config_error(cp, line, "%s must be an absolute path%s",
+		    strcmp(value, "-") == 0) && !((ck->ck_flags & CK_OFF) &&
+		    strcmp(value, "off") == 0)) {
+			config_error(cp, line, "%s must be an absolute path%s%s",
 			    name, (ck->ck_flags & CK_DASH) ?
-			    " or \"-\" (stdout)" : "");
+			    " or \"-\" (stdout)" : "", (ck->ck_flags & CK_OFF) ?
+			    " or off" : "");
 			return -1;
 		}
 		return config_strset(cp, dst, value);
@@ -1300,6 +1351,8 @@ config_free(struct config *cf)
 	}
 	free(cf->cf_file);
 	free(cf->cf_audit_log);
+	strlist_free(&cf->cf_audit_syslog);
+	free(cf->cf_audit_syslog_facility);
 	free(cf->cf_egress_proxy);
 	free(cf->cf_no_proxy);
 	free(cf->cf_key_store);
@@ -1574,6 +1627,12 @@ config_validate(struct config_parse *cp)
 	}
 	if (k != 0)
 		cf->cf_audit_key_line = k;
+	if (strcmp(cf->cf_audit_log, "off") == 0 &&
+	    cf->cf_audit_syslog.sl_n == 0) {
+		config_error(cp, cf->cf_audit_log_line, "audit_log = off needs "
+		    "at least one audit_syslog (records must go somewhere)");
+		return -1;
+	}
 	/* Not set (0; a duration is at least 1ms): follow client_timeout. */
 	if (cf->cf_client_body_timeout == 0)
 		cf->cf_client_body_timeout = cf->cf_client_timeout;
@@ -1693,6 +1752,7 @@ config_load(const char *path, char **cause)
 	cf->cf_client_header_timeout = 10 * 1000;
 	cf->cf_max_header_count = 100;
 	cf->cf_key_command_timeout = 10 * 1000;
+	cf->cf_audit_syslog_queue = 10000;
 	cp.cp_conf = cf;
 
 	if ((cp.cp_file = fopen(path, "r")) == NULL) {

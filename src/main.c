@@ -205,19 +205,19 @@ static void	main_reload(struct main_state *);
 static void
 main_checkpoint_send(void)
 {
-	char		 hash[2 * AUDIT_HASH_LEN + 1];
+	char		 hash[2 * AUDIT_HASH_LEN + 1], line[160];
 	uint64_t	 seq;
+	int		 len;
 
 	if (audit_checkpoint(&seq, hash) != 1)
 		return;
 	log_info("audit checkpoint: seq %" PRIu64 " hash %s", seq, hash);
-	/*
-	 * INTEGRATION (syslog sink, src/sink.c): send the same checkpoint to
-	 * the sinks here, never blocking:
-	 *	len = snprintf(line, sizeof(line), "{\"type\":\"checkpoint\","
-	 *	    "\"seq\":%" PRIu64 ",\"hash\":\"%s\"}", seq, hash);
-	 *	(void)sink_send("checkpoint", line, len);
-	 */
+	/* And to the syslog sinks, MSGID "checkpoint"; never blocks. */
+	len = snprintf(line, sizeof(line), "{\"type\":\"checkpoint\","
+	    "\"seq\":%" PRIu64 ",\"hash\":\"%s\"}", seq, hash);
+	if (sink_count() > 0 && sink_send("checkpoint", line, (size_t)len) ==
+	    -1)
+		log_warnx("audit checkpoint: no syslog sink took it");
 }
 
 /* Every audit_checkpoint_interval: the checkpoint, then the next one. */
@@ -306,6 +306,10 @@ main_reload(struct main_state *ms)
 		goto fail;
 	}
 	metrics_register(cf);
+	if (sink_configure(cf, &why) == -1) {
+		log_warnx("reload: %s", why != NULL ? why : "out of memory");
+		free(why);
+	}
 	if (cf->cf_workers != ms->ms_nworkers)
 		log_warnx("%s: workers = %d takes effect at the next restart; "
 		    "%d keep running", cf->cf_file, cf->cf_workers,
@@ -511,6 +515,9 @@ main(int argc, char *argv[])
 	/* Everything root had to open is open: drop before any worker. */
 	if (priv_drop(cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
+	/* The syslog sinks' thread, before any worker can audit. */
+	if (sink_configure(cf, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
 	for (i = 0; i < 4; i++) {
 		if ((sigs[i] = evsignal_new(ms.ms_base, signos[i], main_signal,
 		    &ms)) == NULL || evsignal_add(sigs[i], NULL) == -1)
@@ -530,6 +537,7 @@ main(int argc, char *argv[])
 
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
+	sink_stop();
 	admin_free();
 	expiry_stop();
 	/* The last records, for whoever verifies the file later. */

@@ -202,6 +202,8 @@ metrics_tenant_of(const struct request *req)
 	return mt;
 }
 
+static void	metrics_render_syslog(struct evbuffer *);
+
 static void
 metrics_observe(struct metrics_hist *mh, uint64_t us)
 {
@@ -835,6 +837,36 @@ metrics_render_worker_counters(struct evbuffer *b)
 	    "closed).");
 	evbuffer_add_printf(b, "xdrproxy_audit_unavailable_total %" PRIu64
 	    "\n", audit_unavailable_total());
+	metrics_render_syslog(b);
+}
+
+/* The syslog audit sinks (sink.c), one series each, by spec. */
+static void
+metrics_render_syslog(struct evbuffer *b)
+{
+	static const char *const fam[3][3] = {
+		{ "xdrproxy_audit_syslog_dropped_total", "counter",
+		    "Audit messages a syslog sink dropped (queue full, too "
+		    "big for a datagram)." },
+		{ "xdrproxy_audit_syslog_queue", "gauge",
+		    "Audit messages queued for a syslog sink, not yet sent." },
+		{ "xdrproxy_audit_syslog_up", "gauge",
+		    "1 if the syslog sink is connected (usable), else 0." }
+	};
+	struct sink_stat	 st;
+	size_t			 i;
+	int			 f;
+
+	if (sink_count() == 0)
+		return;
+	for (f = 0; f < 3; f++) {
+		metrics_family(b, fam[f][0], fam[f][1], fam[f][2]);
+		for (i = 0; sink_stat(i, &st) == 0; i++)
+			evbuffer_add_printf(b, "%s{sink=\"%s\"} %" PRIu64 "\n",
+			    fam[f][0], st.ss_spec, f == 0 ? st.ss_dropped :
+			    f == 1 ? (uint64_t)st.ss_queued :
+			    (uint64_t)st.ss_up);
+	}
 }
 
 /*

@@ -225,7 +225,7 @@ struct config {
 	atomic_int		 cf_refs;
 	unsigned int		 cf_gen;	/* 1, 2, ... set by main.c */
 	char			*cf_file;
-	char			*cf_audit_log;
+	char			*cf_audit_log;	/* "off": syslog sinks only */
 	int			 cf_audit_log_line;
 	int			 cf_audit_fsync;	/* request records */
 	int			 cf_audit_fail;	/* enum audit_fail */
@@ -234,6 +234,9 @@ struct config {
 	char			*cf_audit_key_name;	/* in cf_key_store */
 	int			 cf_audit_key_line;	/* of either */
 	struct key		*cf_audit_key;	/* NULL: plain SHA-256 */
+	struct strlist		 cf_audit_syslog;	/* sink.c */
+	size_t			 cf_audit_syslog_queue;	/* messages per sink */
+	char			*cf_audit_syslog_facility;	/* NULL: authpriv */
 	size_t			 cf_max_body;
 	size_t			 cf_max_headers;
 	unsigned int		 cf_client_timeout;	/* ms */
@@ -463,6 +466,29 @@ enum policy_verdict
 	    const char **);
 struct request;
 int	 policy_check(struct request *);
+/* sink.c: syslog audit sinks. */
+enum sink_kind { SINK_UNIX, SINK_UDP, SINK_TCP };
+struct sink_addr {
+	char			 sa_spec[256];	/* as configured */
+	enum sink_kind		 sa_kind;
+	char			 sa_host[256];	/* unix: the path */
+	int			 sa_port;
+};
+struct sink_stat {
+	char			 ss_spec[256];
+	uint64_t		 ss_dropped;
+	size_t			 ss_queued;
+	int			 ss_up;
+};
+int	 sink_parse(const char *, struct sink_addr *, const char **);
+int	 sink_facility_code(const char *);
+size_t	 sink_format_header(char *, size_t, int, uint64_t, const char *,
+	    long, const char *);
+int	 sink_configure(const struct config *, char **);
+int	 sink_send(const char *, const char *, size_t);
+int	 sink_count(void);
+int	 sink_stat(size_t, struct sink_stat *);
+void	 sink_stop(void);
 
 /* audit.c */
 enum outcome {

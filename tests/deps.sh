@@ -32,6 +32,7 @@ set -eu
 # tests/t_systemd.sh (works offline, without systemd running).
 # libjson-c-dev: a real JSON parser for the untrusted lines that
 # xdrproxy-audit(1) verifies; zlib1g-dev: it reads rotated .gz files.
+# rsyslog: a real rsyslogd (imtcp, its own config) for tests/t_syslog.sh.
 # passwd: useradd, for the test user of tests/t_priv.sh.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
@@ -39,7 +40,7 @@ libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev libp11-kit-dev
 libjson-c-dev zlib1g-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
 netcat-openbsd logrotate socat mandoc strace tinyproxy python3-prometheus-client
-docker.io debootstrap apparmor docker-compose systemd passwd softhsm2"
+docker.io debootstrap apparmor docker-compose systemd passwd softhsm2 rsyslog"
 
 missing=""
 for p in $PACKAGES; do
