@@ -129,6 +129,12 @@ px -o /dev/null -X POST -d '{}' /public_api/v1/x/after-crash/
 wait_num 5 -ge 1 audit_count
 expect_match "after kill -9: the chain continues" "$(verify "$A.1" "$A")" '^ok 20 '
 stop_proxy
+# xdrproxy-audit(1) accepts both files, against the checkpoint logged at stop.
+ck=$(sed -n 's/.*audit checkpoint: seq \([0-9]*\) hash \([0-9a-f]\{64\}\)$/\1:\2/p' "$PROXY_LOG" | tail -n 1)
+expect_match "a checkpoint is logged at stop" "$ck" '^20:[0-9a-f]{64}$'
+out=$("$top_builddir/src/xdrproxy-audit" verify --checkpoint "$ck" "$A.1" "$A" 2>&1)
+expect_eq "xdrproxy-audit verify: both files, the checkpoint" "$out" "note: checkpoint seq 20 matches $A:$(wc -l < "$A")
+OK: 20 records, seq 1..20"
 
 # A last line that is not ours: a new chain, logged.
 echo '{"something":"else"}' > "$T/other.jsonl"

@@ -15,7 +15,10 @@ listen() {	# MODE ADDR OUT: sets LPID
 admin_port() {
 	sed -n 's/.*admin: listening on 127\.0\.0\.1:\([0-9]*\) (.*/\1/p' "$PROXY_LOG" | head -n 1
 }
-lines() { [ -f "$1" ] && wc -l < "$1" || echo 0; }
+# Audit messages (MSGID audit) only: checkpoints come every second too.
+lines() { [ -f "$1" ] && grep -c '^<[0-9]*>1 [^ ]* [^ ]* xdrproxy [0-9]* audit - ' "$1" || echo 0; }
+nth() { grep '^<[0-9]*>1 [^ ]* [^ ]* xdrproxy [0-9]* audit - ' "$2" | sed -n "${1}p"; }
+is() { test "$("$@" 2>/dev/null)" = "$WANT"; }
 
 make_pki
 start_mock
@@ -32,7 +35,8 @@ audit_syslog = udp:127.0.0.1:$uport
 audit_syslog = unix:$T/log.sock
 audit_syslog = tcp:127.0.0.1:$dead
 audit_syslog_queue = 4
-audit_syslog_facility = local3"
+audit_syslog_facility = local3
+audit_checkpoint_interval = 1s"
 start_proxy
 ADMIN=http://127.0.0.1:$(admin_port)
 
@@ -40,13 +44,13 @@ px -o /dev/null -X POST -d '{}' /public_api/v1/x/one/
 px -o /dev/null -X POST -d '{}' '/public_api/v1/x/two/?a="b"'
 wait_num 10 -ge 2 audit_count
 for t in tcp udp unix; do
-	wait_num 10 -ge 2 lines "$T/$t.out"
-	expect_eq "$t: one message per record" "$(lines "$T/$t.out")" 2
+	wait_num 10 -ge 4 lines "$T/$t.out"
+	expect_eq "$t: one message per record (request, response)" "$(lines "$T/$t.out")" 4
 	# <local3*8+info>1 TIMESTAMP HOSTNAME APP PROCID MSGID - MSG
 	hdr='^<158>1 [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z '
 	hdr+="$(hostname) xdrproxy $PROXY_PID audit - "
-	for n in 1 2; do
-		msg=$(sed -n "${n}p" "$T/$t.out")
+	for n in 1 2 3 4; do
+		msg=$(nth "$n" "$T/$t.out")
 		expect_match "$t: record $n's RFC 5424 header" "$msg" "$hdr"
 		expect_eq "$t: record $n's MSG is the audit line" \
 		    "$(printf '%s' "$msg" | sed -E 's/^([^ ]* ){7}//')" \
@@ -55,13 +59,13 @@ for t in tcp udp unix; do
 done
 metrics() { curl -sS --max-time 5 "$ADMIN/metrics"; }
 up() { metrics | grep -F "xdrproxy_audit_syslog_up{sink=\"$1\"} " | sed 's/.* //'; }
-wait_for 10 test "$(up "tcp:127.0.0.1:$tport")" = 1
+WANT=1 wait_for 10 is up "tcp:127.0.0.1:$tport"
 expect_eq "up metric for the unix sink" "$(up "unix:$T/log.sock")" 1
 expect_eq "down sink's up metric" "$(up "tcp:127.0.0.1:$dead")" 0
 
 # The TCP receiver goes away: records queue, the proxy serves on.
 kill "$TPID"; wait "$TPID" 2> /dev/null
-wait_for 10 test "$(up "tcp:127.0.0.1:$tport")" = 0
+WANT=0 wait_for 10 is up "tcp:127.0.0.1:$tport"
 expect_match "lost connection logged" "$(cat "$PROXY_LOG")" \
     "audit_syslog tcp:127\\.0\\.0\\.1:$tport: connection lost"
 code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -d '{}' "$URL/public_api/v1/x/three/")
@@ -69,21 +73,23 @@ expect_eq "proxy serves while a sink is down" "$code" 200
 px -o /dev/null -X POST -d '{}' /public_api/v1/x/four/
 wait_num 10 -ge 4 audit_count
 listen tcp "$tport" "$T/tcp.out"
-wait_num 20 -ge 4 lines "$T/tcp.out"
-expect_eq "queued records delivered after the reconnect" "$(lines "$T/tcp.out")" 4
-for n in 3 4; do
+wait_num 20 -ge 8 lines "$T/tcp.out"
+expect_eq "queued records delivered after the reconnect" "$(lines "$T/tcp.out")" 8
+for n in 5 6 7 8; do
 	expect_eq "tcp: record $n after the outage" \
-	    "$(sed -n "${n}p" "$T/tcp.out" | sed -E 's/^([^ ]* ){7}//')" \
+	    "$(nth "$n" "$T/tcp.out" | sed -E 's/^([^ ]* ){7}//')" \
 	    "$(sed -n "${n}p" "$T/audit.jsonl")"
 done
 expect_match "reconnect logged" "$(cat "$PROXY_LOG")" \
     "audit_syslog tcp:127\\.0\\.0\\.1:$tport: connected"
 
-# The sink that never came up: 4 queued, the rest dropped, counted, logged.
+# The sink that never came up: 4 queued, the rest dropped, counted, logged
+# (10 records, and the checkpoints).
 px -o /dev/null /public_api/v1/x/five/
 wait_num 10 -ge 5 audit_count
 dropped() { metrics | sed -n "s/^xdrproxy_audit_syslog_dropped_total{sink=\"tcp:127.0.0.1:$dead\"} //p"; }
-wait_for 10 test "$(dropped)" = 1
+wait_num 10 -ge 6 dropped
+expect_match "dropped records counted" "$(dropped)" '^([6-9]|[1-9][0-9]+)$'
 expect_eq "queue depth of the dead sink" \
     "$(metrics | sed -n "s/^xdrproxy_audit_syslog_queue{sink=\"tcp:127.0.0.1:$dead\"} //p")" 4
 wait_for 10 grep -q "audit_syslog tcp:127.0.0.1:$dead: queue full, dropping records" "$PROXY_LOG"
@@ -93,7 +99,7 @@ expect_eq "queue full logged once per outage" \
 
 # SIGHUP to syslog only (audit_log = off): the kept TCP sink goes on, the
 # file gets nothing more.
-wait_num 10 -ge 5 lines "$T/tcp.out"
+wait_num 10 -ge 10 lines "$T/tcp.out"
 cp "$T/xdrproxy.conf" "$T/running.conf"
 write_config "" "admin_listen = 127.0.0.1:0
 audit_syslog = tcp:127.0.0.1:$tport"
@@ -101,9 +107,26 @@ sed -i "s|^audit_log = .*|audit_log = off|" "$T/xdrproxy.conf"
 kill -HUP "$PROXY_PID"
 wait_for 10 grep -q 'reload: configuration 2 in force' "$PROXY_LOG"
 px -o /dev/null /public_api/v1/x/six/
-wait_num 10 -ge 6 lines "$T/tcp.out"
+wait_num 10 -ge 12 lines "$T/tcp.out"
 expect_match "audit_log = off: the record went to syslog" \
-    "$(sed -n 6p "$T/tcp.out")" '"path":"/public_api/v1/x/six/"'
+    "$(nth 12 "$T/tcp.out")" '"type":"response",.*"path":"/public_api/v1/x/six/"'
+# Checkpoints reach the sink: seq S and the hash of record S.
+wait_for 10 grep -q ' checkpoint - {"type":"checkpoint","seq":12,' "$T/tcp.out"
+expect_eq "a checkpoint names the last record's hash" "$(python3 - "$T/tcp.out" <<'PYEOF2'
+import hashlib, json, re, sys
+recs, ck = {}, None
+for line in open(sys.argv[1], encoding="utf-8"):
+    m = re.match(r"^<\d+>1 (?:\S+ ){4}(audit|checkpoint) - (.*)$", line.rstrip("\n"))
+    if not m:
+        continue
+    r = json.loads(m.group(2))
+    if m.group(1) == "audit":
+        recs[r["seq"]] = m.group(2).encode()
+    elif r["seq"] == 12:
+        ck = r
+print("ok" if ck and hashlib.sha256(recs[12]).hexdigest() == ck["hash"] else "bad %r" % ck)
+PYEOF2
+)" ok
 expect_eq "audit_log = off: nothing more in the file" "$(audit_count)" 5
 expect_eq "the removed sink's metrics are gone" \
     "$(metrics | grep -c "sink=\"tcp:127.0.0.1:$dead\"")" 0
@@ -131,7 +154,7 @@ EOC
 	wait_for 10 grep -q '/public_api/v1/x/rsyslog/' "$T/rsyslog.out"
 	expect_match "rsyslogd got the record, RFC 5424 fields parsed" \
 	    "$(grep rsyslog/ "$T/rsyslog.out")" \
-	    "^xdrproxy $PROXY_PID audit \\{\"ts\":.*\"path\":\"/public_api/v1/x/rsyslog/\""
+	    "^xdrproxy $PROXY_PID audit \\{\"type\":\"request\",\"seq\":[0-9]+,.*\"path\":\"/public_api/v1/x/rsyslog/\""
 else
 	echo "# rsyslogd not installed: the real-rsyslog check is skipped"
 fi
