@@ -374,31 +374,27 @@ caller_resolve(int fd, struct caller *c)
 	caller_names(c);
 }
 
-static void
-caller_num(struct evbuffer *b, const char *key, long v)
-{
-	if (v < 0)
-		evbuffer_add_printf(b, "\"%s\":null", key);
-	else
-		evbuffer_add_printf(b, "\"%s\":%ld", key, v);
-}
+#define CALLER_LIT(b, s)	evbuffer_add((b), (s), sizeof(s) - 1)
 
-/* ,"caller":{...},"caller_error":... for an audit record. */
+/*
+ * ,"caller":{...},"caller_error":... for an audit record; twice per
+ * request, so literals and no printf.
+ */
 void
 caller_json(struct evbuffer *b, const struct caller *c)
 {
-	evbuffer_add_printf(b, ",\"caller\":{");
-	caller_num(b, "uid", c->c_uid);
-	evbuffer_add_printf(b, ",\"user\":");
+	CALLER_LIT(b, ",\"caller\":{\"uid\":");
+	json_add_id(b, c->c_uid);
+	CALLER_LIT(b, ",\"user\":");
 	json_add_cstring(b, c->c_user[0] != '\0' ? c->c_user : NULL);
-	evbuffer_add_printf(b, ",");
-	caller_num(b, "gid", c->c_gid);
-	evbuffer_add_printf(b, ",\"group\":");
+	CALLER_LIT(b, ",\"gid\":");
+	json_add_id(b, c->c_gid);
+	CALLER_LIT(b, ",\"group\":");
 	json_add_cstring(b, c->c_group[0] != '\0' ? c->c_group : NULL);
-	evbuffer_add_printf(b, ",");
-	caller_num(b, "pid", c->c_pid);
-	evbuffer_add_printf(b, ",\"exe\":");
+	CALLER_LIT(b, ",\"pid\":");
+	json_add_id(b, c->c_pid);
+	CALLER_LIT(b, ",\"exe\":");
 	json_add_cstring(b, c->c_exe[0] != '\0' ? c->c_exe : NULL);
-	evbuffer_add_printf(b, "},\"caller_error\":");
+	CALLER_LIT(b, "},\"caller_error\":");
 	json_add_cstring(b, c->c_error[0] != '\0' ? c->c_error : NULL);
 }

@@ -51,3 +51,21 @@ json_add_cstring(struct evbuffer *b, const char *s)
 	else
 		json_add_string(b, s, strlen(s));
 }
+
+/* v in decimal, or null when it is negative (unknown). */
+void
+json_add_id(struct evbuffer *b, long v)
+{
+	char		 buf[24], *p = buf + sizeof(buf);
+	unsigned long	 u = (unsigned long)v;
+
+	if (v < 0) {
+		evbuffer_add(b, "null", 4);
+		return;
+	}
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	evbuffer_add(b, p, (size_t)(buf + sizeof(buf) - p));
+}

@@ -72,6 +72,7 @@ int	 notify_send(const char *, char **);
 struct evbuffer;
 void	 json_add_string(struct evbuffer *, const char *, size_t);
 void	 json_add_cstring(struct evbuffer *, const char *);
+void	 json_add_id(struct evbuffer *, long);
 
 /* auditverify.c: checks an audit trail's chain line by line (xdrproxy-audit). */
 #define AVERIFY_LINE_MAX	(1024 * 1024)	/* longest line, '\n' excluded */

@@ -1,6 +1,7 @@
-/* test_json.c: JSON string literals stay valid whatever the bytes. */
+/* test_json.c: JSON string literals stay valid whatever the bytes; ids. */
 #include "config.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,17 @@ quote(const char *s, size_t len)
 	free(q);							\
 } while (0)
 
+/* json_add_id(v) gives want. */
+#define ID(v, want) do {						\
+	struct evbuffer *ib = evbuffer_new();				\
+	char io[32];							\
+	memset(io, 0, sizeof(io));					\
+	json_add_id(ib, (v));						\
+	evbuffer_remove(ib, io, sizeof(io) - 1);			\
+	CHECK_STR(io, want);						\
+	evbuffer_free(ib);						\
+} while (0)
+
 int
 main(void)
 {
@@ -48,5 +60,11 @@ main(void)
 	evbuffer_remove(b, out, sizeof(out) - 1);
 	CHECK_STR(out, "null");
 	evbuffer_free(b);
+	ID(0, "0");
+	ID(4242, "4242");
+	ID(-1, "null");
+	ID(2147483647L, "2147483647");
+	ID(LONG_MAX, LONG_MAX == 9223372036854775807L ?
+	    "9223372036854775807" : "2147483647");
 	return unit_exit("test_json");
 }
