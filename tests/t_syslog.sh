@@ -159,6 +159,37 @@ else
 	echo "# rsyslogd not installed: the real-rsyslog check is skipped"
 fi
 
+# Syslog only (audit_log = off), its one sink down, audit_fail = closed
+# (the default): the record has nowhere to go, so 503, never forwarded.
+mock_requests() { grep -c '"event":"request"' "$MOCK_LOG"; }
+reloads() { grep -c 'reload: configuration [0-9]* in force' "$PROXY_LOG"; }
+dead2=$(free_port)
+write_config "" "audit_syslog = tcp:127.0.0.1:$dead2"
+sed -i "s|^audit_log = .*|audit_log = off|" "$T/xdrproxy.conf"
+k=$(reloads)
+kill -HUP "$PROXY_PID"
+wait_num 10 -gt "$k" reloads
+m0=$(mock_requests)
+code=$(curl -sS -o "$T/body" -w '%{http_code}' -X POST -d '{}' "$URL/public_api/v1/x/nowhere/")
+expect_eq "only sink down: 503" "$code" 503
+expect_match "only sink down: audit_unavailable" "$(cat "$T/body")" '"error":"audit_unavailable"'
+expect_eq "only sink down: not forwarded" "$(mock_requests)" "$m0"
+# The sink comes up: served again, its record delivered.
+listen tcp "$dead2" "$T/dead2.out"
+wait_for 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $dead2)).close()"
+ok=0
+for _ in $(seq 1 100); do
+	code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -d '{}' "$URL/public_api/v1/x/back/")
+	[ "$code" = 200 ] && { ok=1; break; }
+	sleep 0.1
+done
+expect_eq "sink back: served again" "$ok" 1
+if wait_for 10 grep -q '"type":"response".*"path":"/public_api/v1/x/back/"' "$T/dead2.out"; then
+	pass "sink back: the record reached it"
+else
+	fail "sink back: the record did not reach it"
+fi
+
 # Config errors: FILE:LINE.
 cfgerr() {	# VALUE-LINES EXPECTED
 	write_config "" "$1"
