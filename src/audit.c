@@ -603,7 +603,7 @@ audit_format_end(struct evbuffer *b, const struct request *req)
 		AUDIT_LIT(b, ",\"rule\":");
 		json_add_cstring(b, req->req_rule);
 	}
-	caller_json(b, &req->req_caller);
+	caller_json(b, req->req_caller);
 	AUDIT_LIT(b, "}\n");
 }
 

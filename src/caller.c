@@ -1,7 +1,7 @@
 /*
  * Who called: the identity of a client connection's peer, resolved once
- * when the connection is accepted (never per request) and copied into
- * each of its requests' audit records.
+ * when the connection is accepted (never per request), formatted once for
+ * the audit records, and shared by reference with each of its requests.
  *
  * Unix socket: SO_PEERCRED (uid, gid, pid). Loopback TCP: the kernel's
  * socket table (NETLINK_SOCK_DIAG, inet_diag by the connection's exact
@@ -376,12 +376,68 @@ caller_resolve(int fd, struct caller *c)
 
 #define CALLER_LIT(b, s)	evbuffer_add((b), (s), sizeof(s) - 1)
 
+static void	caller_format(struct evbuffer *, const struct caller *);
+
+/* For a connection xdrproxy could not track (out of memory). */
+struct caller caller_untracked = {
+	.c_uid = -1, .c_gid = -1, .c_pid = -1,
+	.c_error = "connection not tracked"
+};
+
 /*
- * ,"caller":{...},"caller_error":... for an audit record; twice per
- * request, so literals and no printf.
+ * The caller of the client connection on fd, with one reference, its
+ * audit fragment formatted; NULL if out of memory.
  */
+struct caller *
+caller_new(int fd)
+{
+	struct caller	*c;
+	struct evbuffer	*b;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	caller_resolve(fd, c);
+	c->c_refs = 1;
+	if ((b = evbuffer_new()) != NULL) {
+		caller_format(b, c);
+		c->c_jsonlen = evbuffer_get_length(b);
+		if ((c->c_json = malloc(c->c_jsonlen)) != NULL)
+			evbuffer_copyout(b, c->c_json, c->c_jsonlen);
+		evbuffer_free(b);
+	}
+	return c;
+}
+
+struct caller *
+caller_ref(struct caller *c)
+{
+	if (c->c_refs != 0)
+		c->c_refs++;
+	return c;
+}
+
+void
+caller_unref(struct caller *c)
+{
+	if (c == NULL || c->c_refs == 0 || --c->c_refs != 0)
+		return;
+	free(c->c_json);
+	free(c);
+}
+
+/* ,"caller":{...},"caller_error":... for an audit record. */
 void
 caller_json(struct evbuffer *b, const struct caller *c)
+{
+	if (c->c_json != NULL)
+		evbuffer_add(b, c->c_json, c->c_jsonlen);
+	else
+		caller_format(b, c);
+}
+
+/* The fragment from the fields: literals, no printf. */
+static void
+caller_format(struct evbuffer *b, const struct caller *c)
 {
 	CALLER_LIT(b, ",\"caller\":{\"uid\":");
 	json_add_id(b, c->c_uid);

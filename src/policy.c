@@ -589,7 +589,7 @@ policy_check(struct request *req)
 
 	if (pl->pl_n == 0)
 		return 0;
-	v = policy_decide(pl, &req->req_caller,
+	v = policy_decide(pl, req->req_caller,
 	    evhttp_request_get_command(req->req_http), req->req_uri,
 	    req->req_path_len, &where, &why);
 	if (v == POLICY_REFUSE) {

@@ -149,7 +149,7 @@ request_new(struct listener *ln, struct evhttp_request *http)
 		    strchr(addr, ':') != NULL ? "[%s]:%u" : "%s:%u", addr,
 		    (unsigned)port);
 	}
-	server_caller(req->req_conn, &req->req_caller);
+	req->req_caller = server_caller(req->req_conn);
 	server_request_taken(http);
 	server_watch(req->req_conn, request_client_closed, req);
 	TAILQ_INSERT_TAIL(&w->w_live, req, req_entry);
@@ -175,6 +175,7 @@ request_free(struct request *req)
 	if (req->req_timer != NULL)
 		event_free(req->req_timer);
 	free(req->req_uri_copy);
+	caller_unref(req->req_caller);
 	free(req);
 	/* A drain ends when the last request does. */
 	if (w->w_draining && w->w_nlive == 0)

@@ -100,7 +100,7 @@ struct conn {
 	bufferevent_data_cb	 c_wcb;		/* evhttp's callbacks */
 	bufferevent_event_cb	 c_ecb;
 	void			*c_cbarg;
-	struct caller		 c_caller;	/* resolved at the setup */
+	struct caller		*c_caller;	/* resolved at the setup */
 };
 
 /*
@@ -955,6 +955,7 @@ conn_free(struct conn *c)
 	event_free(c->c_fix);
 	event_free(c->c_timer);
 	atomic_fetch_sub(&server_nclients, 1);
+	caller_unref(c->c_caller);
 	free(c);
 }
 
@@ -1051,7 +1052,7 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	c->c_evcon = cbarg;
 	server_conns[c->c_fd] = c;
 	/* Who called: once per connection, never per request. */
-	caller_resolve(c->c_fd, &c->c_caller);
+	c->c_caller = caller_new(c->c_fd);
 	evhttp_connection_set_closecb(c->c_evcon, conn_closed, c);
 	bufferevent_decref(c->c_bev);
 	if (c->c_refuse) {
@@ -1196,16 +1197,15 @@ server_close_after(struct evhttp_connection *evcon)
 		c->c_close_after = 1;
 }
 
-/* The connection's caller, as resolved at its setup. */
-void
-server_caller(struct evhttp_connection *evcon, struct caller *out)
+/* A reference to the connection's caller, as resolved at its setup. */
+struct caller *
+server_caller(struct evhttp_connection *evcon)
 {
 	struct conn	*c = evcon != NULL ? server_conn(evcon) : NULL;
 
-	if (c == NULL)
-		caller_unknown(out, "connection not tracked");
-	else
-		memcpy(out, &c->c_caller, sizeof(*out));
+	if (c == NULL || c->c_caller == NULL)
+		return &caller_untracked;
+	return caller_ref(c->c_caller);
 }
 
 int

@@ -438,15 +438,26 @@ enum filter_verdict
 	    const struct evkeyvalq *);
 int	 filter_token_listed(const char *, const char *);
 
-/* caller.c: who called, resolved once per client connection. */
+/*
+ * caller.c: who called, resolved once per client connection. The
+ * connection and each of its requests hold a reference (one worker
+ * thread's); the audit fragment is formatted once.
+ */
 struct caller {
 	long		 c_uid, c_gid, c_pid;	/* -1: unknown */
 	char		 c_user[64], c_group[64];	/* "": unknown */
 	char		 c_exe[4096];
 	char		 c_error[192];	/* "": all known */
+	unsigned int	 c_refs;	/* 0: static, never freed */
+	char		*c_json;	/* caller_json()'s bytes, or NULL */
+	size_t		 c_jsonlen;
 };
+extern struct caller caller_untracked;
 void	 caller_resolve(int, struct caller *);
 void	 caller_unknown(struct caller *, const char *);
+struct caller *caller_new(int);
+struct caller *caller_ref(struct caller *);
+void	 caller_unref(struct caller *);
 void	 caller_json(struct evbuffer *, const struct caller *);
 
 /* policy.c */
@@ -564,7 +575,7 @@ void	 server_request_done(struct evhttp_connection *);
 void	 server_watch_eof(struct evhttp_connection *);
 void	 server_close_after(struct evhttp_connection *);
 int	 server_head_bad(struct evhttp_connection *);
-void	 server_caller(struct evhttp_connection *, struct caller *);
+struct caller *server_caller(struct evhttp_connection *);
 int	 server_half_closed(struct evhttp_connection *);
 long	 server_clients(void);
 int	 server_socket(const struct listen_addr *, char *, size_t, int *,
@@ -613,7 +624,7 @@ struct request {
 	size_t			 req_path_len;	/* bytes before '?' */
 	char			 req_id[REQUEST_ID_LEN + 1];
 	char			 req_client[64];
-	struct caller		 req_caller;	/* the connection's, caller.c */
+	struct caller		*req_caller;	/* the connection's, a reference */
 	uint64_t		 req_start_wall_ms;
 	uint64_t		 req_start_mono_us;
 	uint64_t		 req_reply_us;	/* reply started; 0 before */
