@@ -10,11 +10,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,19 +43,6 @@ usage(const char *why)
 	exit(2);
 }
 
-static __attribute__((noreturn, format(printf, 1, 2))) void
-die(const char *fmt, ...)
-{
-	va_list	ap;
-
-	fputs("xdrproxy-audit: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 /*
  * The HMAC key: the file's bytes with one trailing newline removed, from
  * a file that passes the key-file rules (root may read one of any owner
@@ -73,26 +60,26 @@ read_hmac_key(const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1)
-		die("%s: %s", path, strerror(errno));
+		errx(1, "%s: %s", path, strerror(errno));
 	if (!(geteuid() == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (st.st_mode & 077) == 0) && keystore_check_fd(fd, path, &why) == -1)
-		die("%s", why != NULL ? why : "out of memory");
+		errx(1, "%s", why != NULL ? why : "out of memory");
 	if ((k = keystore_new(NULL, AUDIT_KEY_MAX + 1)) == NULL)
-		die("out of memory");
+		errx(1, "out of memory");
 	for (;;) {
 		n = read(fd, k->k_data + len, AUDIT_KEY_MAX + 1 - len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
 			keystore_free(k);
-			die("%s: %s", path, strerror(errno));
+			errx(1, "%s: %s", path, strerror(errno));
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > AUDIT_KEY_MAX) {
 			keystore_free(k);
-			die("%s: larger than %d bytes", path, AUDIT_KEY_MAX);
+			errx(1, "%s: larger than %d bytes", path, AUDIT_KEY_MAX);
 		}
 	}
 	close(fd);
@@ -100,7 +87,7 @@ read_hmac_key(const char *path)
 		len--;
 	if (len == 0) {
 		keystore_free(k);
-		die("%s: empty", path);
+		errx(1, "%s: empty", path);
 	}
 	k->k_len = len;
 	return k;
@@ -145,7 +132,7 @@ verify(int nfiles, char **files, const char *keyfile, const char *cp)
 	    k != NULL ? k->k_len : 0);
 	keystore_free(k);
 	if (v == NULL)
-		die("cannot set up SHA-256/HMAC (OpenSSL) or out of memory");
+		errx(1, "cannot set up SHA-256/HMAC (OpenSSL) or out of memory");
 	if (cp != NULL)
 		averify_checkpoint(v, cpseq, cphash);
 	for (f = 0; f < nfiles; f++)
@@ -166,7 +153,7 @@ verify(int nfiles, char **files, const char *keyfile, const char *cp)
 	    first, last);
 	averify_free(v);
 	if (fflush(stdout) == EOF || ferror(stdout))
-		die("stdout: %s", strerror(errno));
+		errx(1, "stdout: %s", strerror(errno));
 	return 0;
 }
 

@@ -9,9 +9,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <err.h>
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,19 +45,6 @@ usage(const char *why)
 	exit(2);
 }
 
-static __attribute__((noreturn, format(printf, 1, 2))) void
-die(const char *fmt, ...)
-{
-	va_list	ap;
-
-	fputs("xdrproxy-keys: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 /* A passphrase: from file, or asked (twice when confirm). */
 static struct key *
 passphrase(const char *file, const char *what, int confirm)
@@ -67,22 +54,22 @@ passphrase(const char *file, const char *what, int confirm)
 
 	if (file != NULL) {
 		if (store_read_secret(file, &a, &why) == -1)
-			die("%s", why != NULL ? why : "out of memory");
+			errx(1, "%s", why != NULL ? why : "out of memory");
 		return a;
 	}
 	snprintf(prompt, sizeof(prompt), "%s: ", what);
 	if (store_prompt(prompt, &a, &why) == -1)
-		die("%s: %s", what, why != NULL ? why : "out of memory");
+		errx(1, "%s: %s", what, why != NULL ? why : "out of memory");
 	if (!confirm)
 		return a;
 	snprintf(prompt, sizeof(prompt), "%s (again): ", what);
 	if (store_prompt(prompt, &b, &why) == -1)
-		die("%s: %s", what, why != NULL ? why : "out of memory");
+		errx(1, "%s: %s", what, why != NULL ? why : "out of memory");
 	if (a->k_len != b->k_len || CRYPTO_memcmp(a->k_data, b->k_data,
 	    a->k_len) != 0) {
 		keystore_free(a);
 		keystore_free(b);
-		die("the passphrases differ");
+		errx(1, "the passphrases differ");
 	}
 	keystore_free(b);
 	return a;
@@ -100,23 +87,23 @@ read_key(const char *name)
 	if (isatty(STDIN_FILENO)) {
 		snprintf(prompt, sizeof(prompt), "Key for %s: ", name);
 		if (store_prompt(prompt, &k, &why) == -1)
-			die("key: %s", why != NULL ? why : "out of memory");
+			errx(1, "key: %s", why != NULL ? why : "out of memory");
 		if (store_check_key(k->k_data, k->k_len) == -1) {
 			keystore_free(k);
-			die("the key must be one line of 1 to 4096 printable "
+			errx(1, "the key must be one line of 1 to 4096 printable "
 			    "characters without spaces");
 		}
 		return k;
 	}
 	if ((k = keystore_new(NULL, cap)) == NULL)
-		die("out of memory");
+		errx(1, "out of memory");
 	for (;;) {
 		n = read(STDIN_FILENO, k->k_data + len, cap - len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
 			keystore_free(k);
-			die("stdin: %s", strerror(errno));
+			errx(1, "stdin: %s", strerror(errno));
 		}
 		if (n == 0)
 			break;
@@ -130,7 +117,7 @@ read_key(const char *name)
 		len--;
 	if (store_check_key(k->k_data, len) == -1) {
 		keystore_free(k);
-		die("stdin: the key must be one line of 1 to 4096 printable "
+		errx(1, "stdin: the key must be one line of 1 to 4096 printable "
 		    "characters without spaces");
 	}
 	k->k_data[len] = '\0';
@@ -146,8 +133,8 @@ open_store(const char *path, const struct key *pass)
 
 	if (store_open(path, pass, 1, &st, &why) == -1) {
 		if (why != NULL && strncmp(why, path, strlen(path)) == 0)
-			die("%s", why);
-		die("%s: %s", path, why != NULL ? why : "out of memory");
+			errx(1, "%s", why);
+		errx(1, "%s: %s", path, why != NULL ? why : "out of memory");
 	}
 	return st;
 }
@@ -159,7 +146,7 @@ write_store(const struct store *st, const char *path, const struct key *pass,
 	char	*why;
 
 	if (store_write(st, path, pass, create, &why) == -1)
-		die("%s", why != NULL ? why : "out of memory");
+		errx(1, "%s", why != NULL ? why : "out of memory");
 }
 
 int
@@ -261,10 +248,10 @@ main(int argc, char **argv)
 
 	if (strcmp(cmd, "create") == 0) {
 		if ((st = store_new()) == NULL)
-			die("out of memory");
+			errx(1, "out of memory");
 		pass = passphrase(passfile, "New passphrase", 1);
 		if (store_lock(path, &why) == -1)
-			die("%s", why != NULL ? why : "out of memory");
+			errx(1, "%s", why != NULL ? why : "out of memory");
 		write_store(st, path, pass, 1);
 		keystore_free(pass);
 		store_free(st);
@@ -283,7 +270,7 @@ main(int argc, char **argv)
 	/* Writers one at a time, from the read to the rename. */
 	if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show-id") != 0 &&
 	    store_lock(path, &why) == -1)
-		die("%s", why != NULL ? why : "out of memory");
+		errx(1, "%s", why != NULL ? why : "out of memory");
 	st = open_store(path, pass);
 	if (strcmp(cmd, "list") == 0) {
 		for (i = 0; i < st->st_n; i++) {
@@ -295,21 +282,21 @@ main(int argc, char **argv)
 		}
 	} else if (strcmp(cmd, "show-id") == 0) {
 		if ((se = store_find(st, name)) == NULL)
-			die("%s: no such key in %s", name, path);
+			errx(1, "%s: no such key in %s", name, path);
 		printf("%s\n", se->se_key_id);
 	} else if (strcmp(cmd, "remove") == 0) {
 		if (store_remove(st, name) == -1)
-			die("%s: no such key in %s", name, path);
+			errx(1, "%s: no such key in %s", name, path);
 		write_store(st, path, pass, 0);
 	} else if (strcmp(cmd, "add") == 0) {
 		if (!force && store_find(st, name) != NULL)
-			die("%s: already in %s (--force replaces it)", name,
+			errx(1, "%s: already in %s (--force replaces it)", name,
 			    path);
 		k = read_key(name);
 		if (store_put(st, name, key_id, type, expires, k->k_data,
 		    k->k_len, force, &why) == -1) {
 			keystore_free(k);
-			die("%s", why != NULL ? why : "out of memory");
+			errx(1, "%s", why != NULL ? why : "out of memory");
 		}
 		keystore_free(k);
 		write_store(st, path, pass, 0);
@@ -319,7 +306,7 @@ main(int argc, char **argv)
 		keystore_free(npass);
 	}
 	if (fflush(stdout) == EOF || ferror(stdout))
-		die("stdout: %s", strerror(errno));
+		errx(1, "stdout: %s", strerror(errno));
 	keystore_free(pass);
 	store_free(st);
 	return 0;
