@@ -421,16 +421,15 @@ audit_chain_init(void)
 /*
  * Write to path from now on (a reload that changed audit_log, or the same
  * path after log rotation); the old file stays in use on failure. dup3()
- * swaps the file under the same descriptor. The same path continues the
- * chain in memory; another one continues from its own last record.
+ * swaps the file under the same descriptor. The chain goes on in memory
+ * whatever the path (a seq is never used twice); the caller sends a
+ * checkpoint first, so the old file's last records are covered.
  */
 int
 audit_switch(const char *path, char **cause)
 {
-	unsigned char	 prev[AUDIT_HASH_LEN];
-	uint64_t	 seq, ckpt;
-	char		*copy;
-	int		 fd, same;
+	char	*copy;
+	int	 fd;
 
 	*cause = NULL;
 	if ((copy = strdup(path)) == NULL) {
@@ -443,20 +442,10 @@ audit_switch(const char *path, char **cause)
 		free(copy);
 		return -1;
 	}
-	seq = audit_seq;
-	ckpt = audit_ckpt_seq;
-	memcpy(prev, audit_prev, sizeof(prev));
-	same = audit_path != NULL && strcmp(audit_path, path) == 0;
-	/* To "off", the chain goes on in the syslog sinks. */
-	if (!same && strcmp(path, "off") != 0)
-		audit_chain_load(path, fd);
 	if (dup3(fd, audit_fd, O_CLOEXEC) == -1) {
 		if (asprintf(cause, "audit_log %s: %s", path,
 		    strerror(errno)) == -1)
 			*cause = NULL;
-		audit_seq = seq;
-		audit_ckpt_seq = ckpt;
-		memcpy(audit_prev, prev, sizeof(prev));
 		pthread_mutex_unlock(&audit_mu);
 		close(fd);
 		free(copy);
@@ -634,13 +623,10 @@ audit_format(struct evbuffer *b, const struct request *req,
 }
 
 /*
- * Append one record: the chain fields, then body (bodylen bytes, its '\n'
- * last). 0, or -1 with errno: then no seq is used and no byte of it stays
- * in a regular file. With sync, the record is on disk when 0 comes back (a
- * failed fdatasync leaves it written, seq used, and returns -1). Under
- * audit_mu.
+ * pre and body as one message to the syslog sinks: 0 or -1 (not taken).
+ * With audit_log = off, nothing is queued unless a sink that is up takes
+ * it.
  */
-/* pre and body as one message to the syslog sinks: 0 or -1 (not taken). */
 static int
 audit_sink(const char *pre, size_t prelen, const char *body, size_t bodylen)
 {
@@ -651,11 +637,18 @@ audit_sink(const char *pre, size_t prelen, const char *body, size_t bodylen)
 		return -1;
 	memcpy(line, pre, prelen);
 	memcpy(line + prelen, body, bodylen);
-	rc = sink_send("audit", line, prelen + bodylen);
+	rc = sink_send("audit", line, prelen + bodylen, audit_off);
 	free(line);
 	return rc;
 }
 
+/*
+ * Append one record: the chain fields, then body (bodylen bytes, its '\n'
+ * last). 0, or -1 with errno: then no seq is used and no byte of it stays
+ * in a regular file. With sync, the record is on disk when 0 comes back (a
+ * failed fdatasync leaves it written, seq used, and returns -1). Under
+ * audit_mu.
+ */
 static int
 audit_append(const char *type, const char *body, size_t bodylen, int sync)
 {

@@ -215,7 +215,7 @@ main_checkpoint_send(void)
 	/* And to the syslog sinks, MSGID "checkpoint"; never blocks. */
 	len = snprintf(line, sizeof(line), "{\"type\":\"checkpoint\","
 	    "\"seq\":%" PRIu64 ",\"hash\":\"%s\"}", seq, hash);
-	if (sink_count() > 0 && sink_send("checkpoint", line, (size_t)len) ==
+	if (sink_count() > 0 && sink_send("checkpoint", line, (size_t)len, 0) ==
 	    -1)
 		log_warnx("audit checkpoint: no syslog sink took it");
 }
@@ -288,6 +288,8 @@ main_reload(struct main_state *ms)
 	    cf->cf_audit_key != NULL ? cf->cf_audit_key->k_len : 0))
 		log_warnx("reload: the audit HMAC key changed; the chain keeps "
 		    "the key it started with until xdrproxy is restarted");
+	/* The old file's last records: covered before the switch. */
+	main_checkpoint_send();
 	if (audit_switch(cf->cf_audit_log, &why) == -1) {
 		if (asprintf(&cause, "%s:%d: %s", cf->cf_file,
 		    cf->cf_audit_log_line, why != NULL ? why :
@@ -537,11 +539,11 @@ main(int argc, char *argv[])
 
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
+	/* The last records, for whoever verifies the file later. */
+	main_checkpoint_send();
 	sink_stop();
 	admin_free();
 	expiry_stop();
-	/* The last records, for whoever verifies the file later. */
-	main_checkpoint_send();
 	event_free(ms.ms_ckpt_ev);
 	log_info("stopped");
 	for (i = 0; i < 4; i++)

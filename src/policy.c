@@ -547,11 +547,12 @@ policy_decide(const struct policy_rules *pl, const struct caller *c,
 	const struct policy_rule	*pr;
 	char				 sbuf[1024], *canon = sbuf;
 	enum policy_verdict		 v = POLICY_DENY;
-	size_t				 i;
+	size_t				 i, clen, alen;
 
 	*where = NULL;
 	*why = NULL;
-	if (len >= sizeof(sbuf) && (canon = malloc(len + 1)) == NULL) {
+	/* Room for the canonical path, a '/' and its NUL. */
+	if (len + 2 > sizeof(sbuf) && (canon = malloc(len + 2)) == NULL) {
 		*why = "out of memory to check the path";
 		return POLICY_REFUSE;
 	}
@@ -559,11 +560,26 @@ policy_decide(const struct policy_rules *pl, const struct caller *c,
 		v = POLICY_REFUSE;
 		goto out;
 	}
+	/*
+	 * A server may route /x/ and /x alike: a rule matches either
+	 * spelling, so a deny of /x is not passed by /x/ (nor the reverse).
+	 * alen is the other spelling's length: one '/' less, or one more
+	 * (written after the NUL's place, matched by length).
+	 */
+	clen = strlen(canon);
+	if (clen > 1 && canon[clen - 1] == '/')
+		alen = clen - 1;
+	else {
+		canon[clen] = '/';
+		canon[clen + 1] = '\0';
+		alen = clen + 1;
+	}
 	for (i = 0; i < pl->pl_n; i++) {
 		pr = &pl->pl_v[i];
 		if (!(pr->pr_methods & (unsigned int)cmd) ||
 		    !policy_who_match(pr, c) ||
-		    !policy_glob_match(pr->pr_glob, canon, strlen(canon)))
+		    (!policy_glob_match(pr->pr_glob, canon, clen) &&
+		    !policy_glob_match(pr->pr_glob, canon, alen)))
 			continue;
 		*where = pr->pr_where;
 		v = pr->pr_allow ? POLICY_ALLOW : POLICY_DENY;

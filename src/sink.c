@@ -32,6 +32,9 @@
 
 #include "xdrproxy.h"
 
+/* At exit, how long queued messages may take to go out. */
+#define SINK_FLUSH_MS	2000
+
 #define SINK_BACKOFF_MIN_MS	500
 #define SINK_BACKOFF_MAX_MS	30000
 #define SINK_UDP_MAX		65507	/* an IPv4 datagram's payload */
@@ -286,7 +289,7 @@ sink_kick(void)
  * 0 if a sink that is up took it, -1 if none did (full, down or none).
  */
 int
-sink_send(const char *msgid, const char *line, size_t len)
+sink_send(const char *msgid, const char *line, size_t len, int need_up)
 {
 	struct sink_msg	*m;
 	struct sink	*s;
@@ -300,6 +303,20 @@ sink_send(const char *msgid, const char *line, size_t len)
 	hlen = sink_format_header(head, sizeof(head), sink_facility,
 	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
 	    sink_hostname, (long)getpid(), msgid);
+	/*
+	 * The only sink of record (audit_log = off): queue nothing unless a
+	 * sink that is up takes it, or a record refused here (its seq not
+	 * used) would still reach a receiver later.
+	 */
+	if (need_up) {
+		for (i = 0; i < sink_n; i++)
+			if (sink_v[i]->s_up && sink_v[i]->s_n < sink_v[i]->s_max)
+				break;
+		if (i == sink_n) {
+			pthread_mutex_unlock(&sink_mtx);
+			return -1;
+		}
+	}
 	for (i = 0; i < sink_n; i++) {
 		s = sink_v[i];
 		if (s->s_n >= s->s_max || hlen == 0 ||
@@ -785,6 +802,30 @@ nomem:
 	return -1;
 }
 
+/*
+ * At exit: give the sinks that are up up to ms to send what is queued (the
+ * last records and the final checkpoint), polling their queues.
+ */
+static void
+sink_drain_wait(unsigned int ms)
+{
+	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
+	size_t		 i, left;
+	unsigned int	 waited;
+
+	for (waited = 0; waited < ms; waited += 10) {
+		left = 0;
+		pthread_mutex_lock(&sink_mtx);
+		for (i = 0; i < sink_n; i++)
+			if (sink_v[i]->s_up)
+				left += sink_v[i]->s_n;
+		pthread_mutex_unlock(&sink_mtx);
+		if (left == 0)
+			return;
+		nanosleep(&tick, NULL);
+	}
+}
+
 /* Stop the sink thread; what is still queued is lost (and logged). */
 void
 sink_stop(void)
@@ -794,6 +835,7 @@ sink_stop(void)
 
 	if (!sink_running)
 		return;
+	sink_drain_wait(SINK_FLUSH_MS);
 	pthread_mutex_lock(&sink_mtx);
 	sink_stopping = 1;
 	sink_woken = 0;

@@ -497,7 +497,7 @@ int	 sink_facility_code(const char *);
 size_t	 sink_format_header(char *, size_t, int, uint64_t, const char *,
 	    long, const char *);
 int	 sink_configure(const struct config *, char **);
-int	 sink_send(const char *, const char *, size_t);
+int	 sink_send(const char *, const char *, size_t, int);
 int	 sink_count(void);
 int	 sink_stat(size_t, struct sink_stat *);
 void	 sink_stop(void);

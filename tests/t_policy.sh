@@ -47,6 +47,7 @@ allow = group:$SOC     POST          /public_api/v1/incidents/*
 allow = user:$BOB      POST,get      /public_api/v1/xql/*
 allow = exe:$CURL      GET           /public_api/v1/exe/*
 deny  = any            *             /public_api/v1/endpoints/isolate*
+deny  = any            POST          /public_api/v1/endpoints/delete
 allow = any            GET           /public_api/v1/healthcheck
 allow = uid:0          *             *"
 write_config "$rules1" "admin_listen = 127.0.0.1:0"
@@ -58,6 +59,7 @@ R_BOB=$(line "user:$BOB")
 R_EXE=$(line "exe:")
 R_ISO=$(line "deny  = any")
 R_HC=$(line "healthcheck")
+R_DEL=$(line "endpoints/delete")
 R_ROOT=$(line "uid:0")
 
 expect_eq "-t: rules load" "$("$XDRPROXY" -t -c "$conf" 2>&1)" \
@@ -163,6 +165,11 @@ denied "bob POST healthcheck: method" \
     "$(as $BOB POST /public_api/v1/healthcheck)" default
 denied "root POST isolate: the deny comes first" \
     "$(asroot POST /public_api/v1/endpoints/isolate -d '{}')" "$R_ISO"
+# A rule without '*' covers the path with and without a trailing '/'.
+denied "root POST delete/: a deny of .../delete" \
+    "$(asroot POST /public_api/v1/endpoints/delete/ -d '{}')" "$R_DEL"
+denied "root POST delete: a deny of .../delete" \
+    "$(asroot POST /public_api/v1/endpoints/delete -d '{}')" "$R_DEL"
 allowed "root POST elsewhere (uid:0)" \
     "$(asroot POST /public_api/v1/endpoints/get_endpoints -d '{}')" "$R_ROOT"
 seen=$((seen + 2))

@@ -222,6 +222,36 @@ test_decide(void)
 	CHECK(decide(&pl, who(7, -1, ""), EVHTTP_REQ_GET, "/x", &w) ==
 	    POLICY_DENY);
 	policy_rules_free(&pl);
+
+	/* /x and /x/ are one call to a rule, whichever it names. */
+	CHECK(add(&pl, 0, "any POST /public_api/v1/endpoints/delete", 1) ==
+	    NULL);
+	CHECK(add(&pl, 0, "any POST /public_api/v1/alerts/", 2) == NULL);
+	CHECK(add(&pl, 1, "any * /public_api/v1/*", 3) == NULL);
+	CHECK(decide(&pl, who(7, 7, ""), EVHTTP_REQ_POST,
+	    "/public_api/v1/endpoints/delete/", &w) == POLICY_DENY);
+	CHECK_STR(w, "t.conf:1");
+	CHECK(decide(&pl, who(7, 7, ""), EVHTTP_REQ_POST,
+	    "/public_api/v1/endpoints/delete", &w) == POLICY_DENY);
+	CHECK_STR(w, "t.conf:1");
+	CHECK(decide(&pl, who(7, 7, ""), EVHTTP_REQ_POST,
+	    "/public_api/v1/alerts", &w) == POLICY_DENY);
+	CHECK_STR(w, "t.conf:2");
+	CHECK(decide(&pl, who(7, 7, ""), EVHTTP_REQ_POST,
+	    "/public_api/v1/endpoints/delete_x/", &w) == POLICY_ALLOW);
+	CHECK_STR(w, "t.conf:3");
+	/* A path long enough for the allocated buffer. */
+	{
+		char	 longp[1100];
+
+		memset(longp, 'a', sizeof(longp) - 1);
+		longp[sizeof(longp) - 1] = '\0';
+		memcpy(longp, "/public_api/v1/", 15);
+		CHECK(decide(&pl, who(7, 7, ""), EVHTTP_REQ_POST, longp, &w) ==
+		    POLICY_ALLOW);
+		CHECK_STR(w, "t.conf:3");
+	}
+	policy_rules_free(&pl);
 }
 
 int
