@@ -44,7 +44,7 @@ usage(const char *why)
 }
 
 /*
- * The HMAC key: the file's bytes with one trailing newline removed, from
+ * The HMAC key: the file's one line, as xdrproxy reads key files, from
  * a file that passes the key-file rules (root may read one of any owner
  * that has no group or other access, as xdrproxy-keys does).
  */
@@ -83,11 +83,17 @@ read_hmac_key(const char *path)
 		}
 	}
 	close(fd);
-	if (len > 0 && k->k_data[len - 1] == '\n')
-		len--;
-	if (len == 0) {
+	/* The daemon's rule for key files (keystore_load), to the byte. */
+	switch (keystore_line(k->k_data, &len)) {
+	case KEYLINE_OK:
+		break;
+	case KEYLINE_EMPTY:
 		keystore_free(k);
 		errx(1, "%s: empty", path);
+	default:
+		keystore_free(k);
+		errx(1, "%s: not one line of visible ASCII (as xdrproxy reads "
+		    "key files)", path);
 	}
 	k->k_len = len;
 	return k;

@@ -200,8 +200,7 @@ server_unix_socket(const struct listen_addr *la, char **cause)
 	}
 	umask(old);
 	if ((la->la_gid != (gid_t)-1 && chown(la->la_path, (uid_t)-1,
-	    la->la_gid) == -1) || chmod(la->la_path, la->la_mode != 0 ?
-	    la->la_mode : 0660) == -1)
+	    la->la_gid) == -1) || chmod(la->la_path, la->la_mode) == -1)
 		goto fail;
 	if (listen(fd, SERVER_BACKLOG) == -1)
 		goto fail;

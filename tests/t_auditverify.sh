@@ -173,7 +173,7 @@ expect_bad "a missing file" "missing: No such file or directory" \
     verify audit.jsonl.2 missing
 
 # HMAC chains: the key is the file's bytes, one trailing newline removed.
-printf 'an audit hmac key\n' > hmac.key
+printf 'an-audit-hmac-key\n' > hmac.key
 chmod 600 hmac.key
 cph=$(gen hmac.jsonl 9 hmac.key)
 expect_ok "an HMAC chain" "note: checkpoint seq 9 matches hmac.jsonl:9
@@ -181,7 +181,7 @@ OK: 9 records, seq 1..9" verify --hmac-key-file hmac.key --checkpoint "$cph" \
     hmac.jsonl
 expect_bad "an HMAC chain without the key" "hmac.jsonl:2: edited: prev does not match the hash of hmac.jsonl:1 (seq 1): that record was edited, or this record's prev was (or the log was written with audit_hmac_key_file: give it with --hmac-key-file)" \
     verify hmac.jsonl
-printf 'another key' > other.key
+printf 'another-key' > other.key
 chmod 600 other.key
 expect_bad "an HMAC chain with another key" "hmac.jsonl:2: edited: prev does not match the hash of hmac.jsonl:1 (seq 1): that record was edited, or this record's prev was (or the log was not written with this HMAC key)" \
     verify --hmac-key-file other.key hmac.jsonl
@@ -204,7 +204,7 @@ expect_bad "a group-readable key file" "hmac.key: mode 0640 lets group or others
     verify --hmac-key-file hmac.key hmac.jsonl
 chmod 600 hmac.key
 expect_no_secret "the HMAC key in no output" - "$T/audit.out" \
-    "$T/audit.err" -- "an audit hmac key"
+    "$T/audit.err" -- "an-audit-hmac-key"
 
 # Usage errors exit 2.
 for args in "" "check all.jsonl" "verify" "verify --checkpoint 5 all.jsonl" \
