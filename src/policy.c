@@ -253,7 +253,7 @@ policy_group(struct policy_rule *pr, const char *name, const char *kw,
 	struct passwd	 pw, *pwp;
 	char		*buf = NULL, *pbuf = NULL, pwbuf[4096];
 	char		**m;
-	int		 rc = -1;
+	int		 rc = -1, e;
 
 	if (policy_getgr(name, &gr, &buf) == -1) {
 		policy_why(why, "%s: no group '%s' on this system", kw, name);
@@ -267,7 +267,7 @@ policy_group(struct policy_rule *pr, const char *name, const char *kw,
 			goto nomem;
 	}
 	setpwent();
-	while (getpwent_r(&pw, pwbuf, sizeof(pwbuf), &pwp) == 0 &&
+	while ((e = getpwent_r(&pw, pwbuf, sizeof(pwbuf), &pwp)) == 0 &&
 	    pwp != NULL) {
 		if (pw.pw_gid == gr.gr_gid &&
 		    policy_uid_add(pr, (long)pw.pw_uid) == -1) {
@@ -276,6 +276,12 @@ policy_group(struct policy_rule *pr, const char *name, const char *kw,
 		}
 	}
 	endpwent();
+	/* A walk cut short would leave members out: a deny they pass. */
+	if (e != 0 && e != ENOENT) {
+		policy_why(why, "%s: cannot list the users of group '%s': "
+		    "passwd: %s", kw, name, strerror(e));
+		goto out;
+	}
 	rc = 0;
 	goto out;
 nomem:

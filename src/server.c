@@ -1050,8 +1050,6 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	c->c_evcon = cbarg;
 	server_conns[c->c_fd] = c;
-	/* Who called: once per connection, never per request. */
-	c->c_caller = caller_new(c->c_fd);
 	evhttp_connection_set_closecb(c->c_evcon, conn_closed, c);
 	bufferevent_decref(c->c_bev);
 	if (c->c_refuse) {
@@ -1070,6 +1068,8 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 		evhttp_connection_free(c->c_evcon);
 		return;
 	}
+	/* Who called: once per served connection, never per request. */
+	c->c_caller = caller_new(c->c_fd);
 	/* The first head's deadline runs from the accept. */
 	c->c_state = CONN_IDLE;
 	if (evbuffer_get_length(bufferevent_get_input(c->c_bev)) > 0) {

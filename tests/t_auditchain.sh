@@ -136,6 +136,31 @@ out=$("$top_builddir/src/xdrproxy-audit" verify --checkpoint "$ck" "$A.1" "$A" 2
 expect_eq "xdrproxy-audit verify: both files, the checkpoint" "$out" "note: checkpoint seq 20 matches $A:$(wc -l < "$A")
 OK: 20 records, seq 1..20"
 
+# A reload to another audit_log, and back: one chain, no seq used twice,
+# a checkpoint before each switch.
+sed "s|^audit_log = .*|audit_log = $T/r1.jsonl|" "$T/xdrproxy.conf" > "$T/r.conf"
+start_proxy "$T/r.conf"
+reloads() { grep -c 'reload: configuration [0-9]* in force' "$PROXY_LOG"; }
+for f in r2 r1; do
+	px -o /dev/null -X POST -d '{}' "/public_api/v1/x/before-$f/"
+	wait_for 5 grep -q "before-$f/\",.*\"type\"\|\"type\":\"response\".*before-$f/" "$T"/r?.jsonl
+	sed -i "s|^audit_log = .*|audit_log = $T/$f.jsonl|" "$T/r.conf"
+	k=$(reloads)
+	kill -HUP "$PROXY_PID"
+	wait_num 5 -gt "$k" reloads
+done
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/back-in-r1/
+wait_for 5 grep -q '"type":"response".*back-in-r1/' "$T/r1.jsonl"
+expect_eq "reload to another file and back: seq 1..6, each once" \
+    "$(cat "$T/r1.jsonl" "$T/r2.jsonl" | sed 's/^{"type":"[a-z]*","seq":\([0-9]*\),.*/\1/' | sort -n | tr '\n' ' ')" \
+    "1 2 3 4 5 6 "
+expect_eq "r2.jsonl holds seq 3 and 4" \
+    "$(sed 's/^{"type":"[a-z]*","seq":\([0-9]*\),.*/\1/' "$T/r2.jsonl" | tr '\n' ' ')" "3 4 "
+expect_match "a checkpoint before each switch" \
+    "$(grep -o 'audit checkpoint: seq [0-9]*' "$PROXY_LOG" | tr '\n' ' ')" \
+    '^audit checkpoint: seq 2 audit checkpoint: seq 4 '
+stop_proxy
+
 # A last line that is not ours: a new chain, logged.
 echo '{"something":"else"}' > "$T/other.jsonl"
 sed "s|^audit_log = .*|audit_log = $T/other.jsonl|" "$T/xdrproxy.conf" > "$T/other.conf"
