@@ -143,7 +143,7 @@ start_proxy "$T/r.conf"
 reloads() { grep -c 'reload: configuration [0-9]* in force' "$PROXY_LOG"; }
 for f in r2 r1; do
 	px -o /dev/null -X POST -d '{}' "/public_api/v1/x/before-$f/"
-	wait_for 5 grep -q "before-$f/\",.*\"type\"\|\"type\":\"response\".*before-$f/" "$T"/r?.jsonl
+	wait_for 5 grep -qs "\"type\":\"response\".*before-$f/" "$T"/r?.jsonl
 	sed -i "s|^audit_log = .*|audit_log = $T/$f.jsonl|" "$T/r.conf"
 	k=$(reloads)
 	kill -HUP "$PROXY_PID"
