@@ -605,12 +605,24 @@ out:
 int
 policy_check(struct request *req)
 {
+	static const char *const	 overrides[] = { "X-HTTP-Method-Override",
+	    "X-HTTP-Method", "X-Method-Override" };
 	const struct policy_rules	*pl = &req->req_tenant->tn_policy;
+	const struct evkeyvalq		*in;
 	const char			*where, *why;
 	enum policy_verdict		 v;
+	size_t				 i;
 
 	if (pl->pl_n == 0)
 		return 0;
+	/* Rules judge the method sent: a server could act on another one. */
+	in = evhttp_request_get_input_headers(req->req_http);
+	for (i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++)
+		if (evhttp_find_header(in, overrides[i]) != NULL) {
+			request_fail(req, 400, "bad_request", "%s is refused for "
+			    "a tenant with allow/deny rules", overrides[i]);
+			return -1;
+		}
 	v = policy_decide(pl, req->req_caller,
 	    evhttp_request_get_command(req->req_http), req->req_uri,
 	    req->req_path_len, &where, &why);

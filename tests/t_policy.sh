@@ -170,6 +170,13 @@ denied "root POST delete/: a deny of .../delete" \
     "$(asroot POST /public_api/v1/endpoints/delete/ -d '{}')" "$R_DEL"
 denied "root POST delete: a deny of .../delete" \
     "$(asroot POST /public_api/v1/endpoints/delete -d '{}')" "$R_DEL"
+# A method override header could make an allowed call another one.
+for h in X-HTTP-Method-Override X-HTTP-Method X-Method-Override; do
+	st=$(asroot GET /public_api/v1/healthcheck -H "$h: POST")
+	expect_eq "$h: 400" "$st" 400
+	expect_match "$h: said why" "$(cat "$OUT")" "$h is refused for a tenant with allow/deny rules"
+	audited "$h: audited" '"status":400,.*"error":"bad_request"'
+done
 allowed "root POST elsewhere (uid:0)" \
     "$(asroot POST /public_api/v1/endpoints/get_endpoints -d '{}')" "$R_ROOT"
 seen=$((seen + 2))
