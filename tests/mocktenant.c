@@ -49,6 +49,10 @@
  *	--tls-max 1.2		offer TLS 1.2 at most (1.3 otherwise)
  *	--healthcheck-status N	the healthcheck answers N with the vendor's
  *				error object (for xdrproxy -t --live)
+ *	--rate N		at most N authenticated requests in any one
+ *				second (a sliding window over those it
+ *				served); beyond that, 429 with the vendor's
+ *				error, as Cortex answers a busy tenant
  *
  * Log lines (--log), in this key order, no spaces:
  *	{"event":"connection","conn":K}		at a connection's first request
@@ -60,6 +64,7 @@
  *	{"event":"stream_done","uri":..,"bytes_sent":N}
  *	{"event":"raw_done","uri":..,"bytes_sent":N}	X-Mock-Raw file sent
  *	{"event":"aborted","uri":..,"bytes_sent":K}	peer left first
+ *	{"event":"rate_limited","uri":..}	--rate: answered 429
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -160,6 +165,9 @@ struct mock {
 	int			 stopping;
 	int			 client_ca;	/* --client-ca: mutual TLS */
 	int			 hc_status;	/* --healthcheck-status, or 0 */
+	/* --rate: when the last rate requests were served, a ring. */
+	int64_t			*rate_ring;
+	size_t			 rate, rate_next, rate_n;
 };
 
 /* --date-offset, in ms: the tenant's clock minus the real one. */
@@ -217,7 +225,7 @@ usage(void)
 	    "                  [--extra-keys FILE]\n"
 	    "                  [--date-offset SECONDS] [--client-ca FILE]"
 	    " [--tls-max 1.2]\n"
-	    "                  [--healthcheck-status N]\n"
+	    "                  [--healthcheck-status N] [--rate N]\n"
 	    "       mocktenant --generate N\n");
 	exit(2);
 }
@@ -639,6 +647,40 @@ now_ms(void)
 		return 0;
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
 	    clock_offset_ms;
+}
+
+/*
+ * --rate: may one more request be served now? Records it if so. A
+ * sliding window: the request rate ago must be a second old.
+ */
+static int
+rate_admit(struct mock *m)
+{
+	int64_t	 now = now_ms();
+
+	if (m->rate == 0)
+		return 1;
+	if (m->rate_n == m->rate && now - m->rate_ring[m->rate_next] < 1000)
+		return 0;
+	m->rate_ring[m->rate_next] = now;
+	m->rate_next = (m->rate_next + 1) % m->rate;
+	if (m->rate_n < m->rate)
+		m->rate_n++;
+	return 1;
+}
+
+static void
+log_rate_limited(struct mock *m, struct evhttp_request *req)
+{
+	struct evbuffer	*line;
+
+	if (m->log == NULL || (line = evbuffer_new()) == NULL)
+		return;
+	evbuffer_add_printf(line, "{\"event\":\"rate_limited\",\"uri\":");
+	json_str(line, evhttp_request_get_uri(req));
+	evbuffer_add(line, "}", 1);
+	log_put(m, line);
+	evbuffer_free(line);
 }
 
 static int
@@ -1603,6 +1645,11 @@ req_cb(struct evhttp_request *req, void *arg)
 		reply_unauthorized(req);
 		return;
 	}
+	if (!rate_admit(m)) {
+		log_rate_limited(m, req);
+		reply_error(req, 429, "Too many requests", 1);
+		return;
+	}
 
 	if ((v = evhttp_find_header(in, "X-Mock-Delay-Ms")) != NULL &&
 	    parse_u64(v, MAX_DELAY_MS, &delay) == -1) {
@@ -1904,6 +1951,8 @@ mock_free(struct mock *m)
 	struct job	*job;
 
 	m->stopping = 1;
+	free(m->rate_ring);
+	m->rate_ring = NULL;
 	if (m->http != NULL)
 		evhttp_free(m->http);
 	m->http = NULL;
@@ -1951,6 +2000,7 @@ main(int argc, char *argv[])
 		{ "client-ca",	required_argument, NULL, 'C' },
 		{ "tls-max",	required_argument, NULL, 'T' },
 		{ "healthcheck-status", required_argument, NULL, 'H' },
+		{ "rate",	required_argument, NULL, 'R' },
 		{ NULL,		0,		   NULL, 0 }
 	};
 	struct mock			 m;
@@ -2039,6 +2089,17 @@ main(int argc, char *argv[])
 				usage();
 			}
 			m.hc_status = (int)hc;
+			break;
+		case 'R':
+			free(m.rate_ring);
+			if (parse_u64(optarg, 100000, &hc) == -1 || hc == 0 ||
+			    (m.rate_ring = calloc((size_t)hc,
+			    sizeof(*m.rate_ring))) == NULL) {
+				fprintf(stderr, "mocktenant: bad --rate: %s\n",
+				    optarg);
+				usage();
+			}
+			m.rate = (size_t)hc;
 			break;
 		default:
 			usage();
