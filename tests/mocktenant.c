@@ -53,6 +53,13 @@
  *				second (a sliding window over those it
  *				served); beyond that, 429 with the vendor's
  *				error, as Cortex answers a busy tenant
+ *	--xql-max N		XQL queries: start_xql_query answers
+ *				{"reply":"mockq-K"}, and the query runs for
+ *				--xql-ms MS (default 2000): get_query_results
+ *				for it says PENDING until then, SUCCESS after
+ *				(an unknown id: 500). A start while N run gets
+ *				the vendor's error, 500 "maximum number of
+ *				concurrent queries"
  *
  * Log lines (--log), in this key order, no spaces:
  *	{"event":"connection","conn":K}		at a connection's first request
@@ -65,6 +72,8 @@
  *	{"event":"raw_done","uri":..,"bytes_sent":N}	X-Mock-Raw file sent
  *	{"event":"aborted","uri":..,"bytes_sent":K}	peer left first
  *	{"event":"rate_limited","uri":..}	--rate: answered 429
+ *	{"event":"xql_start","query_id":..,"running":N}	N counts it
+ *	{"event":"xql_refused","running":N}	--xql-max reached
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -82,6 +91,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -168,6 +178,11 @@ struct mock {
 	/* --rate: when the last rate requests were served, a ring. */
 	int64_t			*rate_ring;
 	size_t			 rate, rate_next, rate_n;
+	/* --xql-max: when each query started (index K-1 for mockq-K). */
+	size_t			 xql_max;
+	uint64_t		 xql_ms;
+	int64_t			*xql_start;
+	size_t			 xql_n, xql_size;
 };
 
 /* --date-offset, in ms: the tenant's clock minus the real one. */
@@ -226,6 +241,7 @@ usage(void)
 	    "                  [--date-offset SECONDS] [--client-ca FILE]"
 	    " [--tls-max 1.2]\n"
 	    "                  [--healthcheck-status N] [--rate N]\n"
+	    "                  [--xql-max N [--xql-ms MS]]\n"
 	    "       mocktenant --generate N\n");
 	exit(2);
 }
@@ -1009,6 +1025,112 @@ uri_is_healthcheck(struct evhttp_request *req)
 	    strcmp(path, "/public_api/v1/healthcheck/") == 0;
 }
 
+/* One log line of our own making (no client bytes in it). */
+static void __attribute__((format(printf, 2, 3)))
+log_event(struct mock *m, const char *fmt, ...)
+{
+	struct evbuffer	*line;
+	va_list		 ap;
+
+	if (m->log == NULL || (line = evbuffer_new()) == NULL)
+		return;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(line, fmt, ap);
+	va_end(ap);
+	log_put(m, line);
+	evbuffer_free(line);
+}
+
+/* The path is /public_api/v1/xql/CALL or CALL/. */
+static int
+uri_is_xql(struct evhttp_request *req, const char *call)
+{
+	const struct evhttp_uri	*u = evhttp_request_get_evhttp_uri(req);
+	const char		*path;
+	size_t			 n = strlen("/public_api/v1/xql/");
+
+	if (u == NULL || (path = evhttp_uri_get_path(u)) == NULL ||
+	    strncmp(path, "/public_api/v1/xql/", n) != 0 ||
+	    strncmp(path + n, call, strlen(call)) != 0)
+		return 0;
+	path += n + strlen(call);
+	return *path == '\0' || strcmp(path, "/") == 0;
+}
+
+/* Queries started less than --xql-ms ago. */
+static size_t
+xql_running(struct mock *m, int64_t now)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < m->xql_n; i++)
+		if (now - m->xql_start[i] < (int64_t)m->xql_ms)
+			n++;
+	return n;
+}
+
+static void
+reply_xql_start(struct mock *m, struct evhttp_request *req)
+{
+	int64_t		 now = now_ms(), *v;
+	size_t		 running = xql_running(m, now);
+	char		 body[64];
+
+	if (running >= m->xql_max) {
+		log_event(m, "{\"event\":\"xql_refused\",\"running\":%zu}",
+		    running);
+		reply_error(req, 500, "The maximum number of concurrent "
+		    "queries has been reached", 1);
+		return;
+	}
+	if (m->xql_n == m->xql_size) {
+		if ((v = reallocarray(m->xql_start, m->xql_size * 2 + 16,
+		    sizeof(*v))) == NULL) {
+			reply_error(req, 500, "out of memory", 0);
+			return;
+		}
+		m->xql_start = v;
+		m->xql_size = m->xql_size * 2 + 16;
+	}
+	m->xql_start[m->xql_n++] = now;
+	log_event(m, "{\"event\":\"xql_start\",\"query_id\":\"mockq-%zu\","
+	    "\"running\":%zu}", m->xql_n, running + 1);
+	snprintf(body, sizeof(body), "{\"reply\":\"mockq-%zu\"}", m->xql_n);
+	reply_text(req, 200, "application/json", body);
+}
+
+static void
+reply_xql_results(struct mock *m, struct evhttp_request *req)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
+	size_t		 len = evbuffer_get_length(in), k = 0;
+	const char	*body, *p;
+	char		*copy;
+	int		 done;
+
+	body = (const char *)evbuffer_pullup(in, -1);
+	if ((copy = strndup(body != NULL ? body : "", len)) == NULL) {
+		reply_error(req, 500, "out of memory", 0);
+		return;
+	}
+	if ((p = strstr(copy, "\"query_id\"")) != NULL &&
+	    (p = strstr(p, "\"mockq-")) != NULL)
+		k = (size_t)strtoul(p + 7, NULL, 10);
+	free(copy);
+	if (k == 0 || k > m->xql_n) {
+		reply_error(req, 500, "unknown query_id", 1);
+		return;
+	}
+	done = now_ms() - m->xql_start[k - 1] >= (int64_t)m->xql_ms;
+	reply_text(req, 200, "application/json", done ?
+	    "{\"reply\":{\"status\":\"SUCCESS\",\"number_of_results\":1,"
+	    "\"query_cost\":{},\"remaining_quota\":1000.0,"
+	    "\"results\":{\"data\":[{\"_time\":1716393600000}]}}}" :
+	    "{\"reply\":{\"status\":\"PENDING\",\"number_of_results\":0,"
+	    "\"query_cost\":{},\"remaining_quota\":1000.0,"
+	    "\"results\":{\"data\":[]}}}");
+}
+
 static int
 uri_is_incidents(struct evhttp_request *req)
 {
@@ -1576,6 +1698,14 @@ req_act(struct mock *m, struct conn *c, struct evhttp_request *req,
 		reply_file(m, req, v);
 		return;
 	}
+	if (m->xql_max > 0 && uri_is_xql(req, "start_xql_query")) {
+		reply_xql_start(m, req);
+		return;
+	}
+	if (m->xql_max > 0 && uri_is_xql(req, "get_query_results")) {
+		reply_xql_results(m, req);
+		return;
+	}
 	if (uri_is_incidents(req) &&
 	    evhttp_find_header(in, "X-Mock-Echo") == NULL) {
 		reply_text(req, 200, "application/json", incidents_reply);
@@ -1953,6 +2083,8 @@ mock_free(struct mock *m)
 	m->stopping = 1;
 	free(m->rate_ring);
 	m->rate_ring = NULL;
+	free(m->xql_start);
+	m->xql_start = NULL;
 	if (m->http != NULL)
 		evhttp_free(m->http);
 	m->http = NULL;
@@ -2001,6 +2133,8 @@ main(int argc, char *argv[])
 		{ "tls-max",	required_argument, NULL, 'T' },
 		{ "healthcheck-status", required_argument, NULL, 'H' },
 		{ "rate",	required_argument, NULL, 'R' },
+		{ "xql-max",	required_argument, NULL, 'X' },
+		{ "xql-ms",	required_argument, NULL, 'Y' },
 		{ NULL,		0,		   NULL, 0 }
 	};
 	struct mock			 m;
@@ -2016,6 +2150,7 @@ main(int argc, char *argv[])
 
 	memset(&m, 0, sizeof(m));
 	m.mode = MODE_ADVANCED;
+	m.xql_ms = 2000;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
@@ -2100,6 +2235,21 @@ main(int argc, char *argv[])
 				usage();
 			}
 			m.rate = (size_t)hc;
+			break;
+		case 'X':
+			if (parse_u64(optarg, 1000, &hc) == -1 || hc == 0) {
+				fprintf(stderr, "mocktenant: bad --xql-max: "
+				    "%s\n", optarg);
+				usage();
+			}
+			m.xql_max = (size_t)hc;
+			break;
+		case 'Y':
+			if (parse_u64(optarg, 3600000, &m.xql_ms) == -1) {
+				fprintf(stderr, "mocktenant: bad --xql-ms: "
+				    "%s\n", optarg);
+				usage();
+			}
 			break;
 		default:
 			usage();

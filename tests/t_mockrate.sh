@@ -1,8 +1,10 @@
 #!/bin/bash
-# t_mockrate.sh: the mock tenant's --rate N, the busy tenant the governor
-# (issue 10) is tested against: past N requests in one second it answers
-# 429 with the vendor's error, logs it, and serves again a second later.
-# Today xdrproxy relays that 429 as the tenant's answer.
+# t_mockrate.sh: the mock tenant's limits, the busy tenant the governor
+# (issue 10) is tested against. --rate N: past N requests in one second it
+# answers 429 with the vendor's error, logs it, and serves again a second
+# later. --xql-max N: at most N XQL queries run at once (PENDING for
+# --xql-ms, then SUCCESS); a start beyond that gets the vendor's error.
+# Today xdrproxy relays both as the tenant's answers.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 make_pki
@@ -32,5 +34,30 @@ expect_eq "xdrproxy relays the tenant's 429 (outcome ok)" \
 served() { [ "$(curl -sS -o /dev/null -w '%{http_code}' -X POST -d '{}' "$URL/public_api/v1/x/later/")" = 200 ]; }
 if wait_for 5 served; then pass "served again once the second is over"; else fail "still 429 after 5 s"; fi
 
+stop_proxy
+
+# XQL: two may run; a third start is refused until one is done.
+start_mock xql --xql-max 2 --xql-ms 1500
+write_config
+start_proxy
+xql() {	# CALL BODY: prints the answer
+	curl -sS -X POST -H 'Content-Type: application/json' -d "$2" \
+	    "$URL/public_api/v1/xql/$1/"
+}
+q='{"request_data":{"query":"dataset = xdr_data | limit 1"}}'
+expect_eq "first start: a query id" "$(xql start_xql_query "$q")" '{"reply":"mockq-1"}'
+expect_eq "second start" "$(xql start_xql_query "$q")" '{"reply":"mockq-2"}'
+expect_match "third start while two run: the vendor's error" "$(xql start_xql_query "$q")" \
+    '^\{"reply":\{"err_code":500,"err_msg":"The maximum number of concurrent queries has been reached"'
+expect_match "results of a running query: PENDING" \
+    "$(xql get_query_results '{"request_data":{"query_id":"mockq-1","pending_flag":true}}')" \
+    '^\{"reply":\{"status":"PENDING",'
+done1() { xql get_query_results '{"request_data":{"query_id":"mockq-1"}}' | grep -q '"status":"SUCCESS"'; }
+if wait_for 10 done1; then pass "after --xql-ms: SUCCESS"; else fail "mockq-1 never SUCCESS"; fi
+expect_eq "a slot again" "$(xql start_xql_query "$q")" '{"reply":"mockq-3"}'
+expect_match "an unknown query id: 500" \
+    "$(xql get_query_results '{"request_data":{"query_id":"mockq-99"}}')" '"err_code":500,"err_msg":"unknown query_id"'
+expect_eq "the mock logged 3 starts and 1 refusal" \
+    "$(grep -c '"event":"xql_start"' "$MOCK_LOG") $(grep -c '"event":"xql_refused"' "$MOCK_LOG")" "3 1"
 stop_proxy
 finish
