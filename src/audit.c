@@ -622,25 +622,6 @@ audit_format(struct evbuffer *b, const struct request *req,
 	audit_format_end(b, req);
 }
 
-/*
- * pre and body as one message to the syslog sinks: 0 or -1 (not taken).
- * With audit_log = off, nothing is queued unless a sink that is up takes
- * it.
- */
-static int
-audit_sink(const char *pre, size_t prelen, const char *body, size_t bodylen)
-{
-	char	*line;
-	int	 rc;
-
-	if ((line = malloc(prelen + bodylen)) == NULL)
-		return -1;
-	memcpy(line, pre, prelen);
-	memcpy(line + prelen, body, bodylen);
-	rc = sink_send("audit", line, prelen + bodylen, audit_off);
-	free(line);
-	return rc;
-}
 
 /*
  * Append one record: the chain fields, then body (bodylen bytes, its '\n'
@@ -712,8 +693,13 @@ audit_append(const char *type, const char *body, size_t bodylen, int sync)
 	 * audit_log = off they are the only sink: a record none took is not
 	 * written, and its seq is not used.
 	 */
-	if (sink_count() > 0 && audit_sink(pre, (size_t)prelen, body,
-	    bodylen - 1) == -1 && audit_off) {
+	/* The write advanced iov: the line again, without its '\n'. */
+	iov[0].iov_base = pre;
+	iov[0].iov_len = (size_t)prelen;
+	iov[1].iov_base = (void *)(uintptr_t)body;
+	iov[1].iov_len = bodylen - 1;
+	if (sink_count() > 0 && sink_send("audit", iov, 2, audit_off) == -1 &&
+	    audit_off) {
 		errno = EIO;
 		return -1;
 	}

@@ -6,8 +6,6 @@
  */
 #include "config.h"
 
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <err.h>
@@ -166,7 +164,6 @@ verify(int nfiles, char **files, const char *keyfile, const char *cp)
 int
 main(int argc, char **argv)
 {
-	struct rlimit	 rl;
 	enum { O_KEY = 256, O_CHECKPOINT };
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -178,10 +175,7 @@ main(int argc, char **argv)
 	int		 ch;
 
 	/* It may hold the audit HMAC key: no core dump, no ptrace. */
-	rl.rlim_cur = rl.rlim_max = 0;
-	(void)setrlimit(RLIMIT_CORE, &rl);
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	priv_harden();
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'h':

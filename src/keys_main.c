@@ -6,8 +6,6 @@
  */
 #include "config.h"
 
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
 #include <err.h>
 #include <errno.h>
@@ -152,7 +150,6 @@ write_store(const struct store *st, const char *path, const struct key *pass,
 int
 main(int argc, char **argv)
 {
-	struct rlimit	 rl;
 	enum { O_PASS = 256, O_NEWPASS, O_KEYID, O_TYPE, O_EXPIRES, O_FORCE };
 	static const struct option longopts[] = {
 		{ "file", required_argument, NULL, 'f' },
@@ -177,10 +174,7 @@ main(int argc, char **argv)
 	size_t			 i;
 
 	/* It holds every key decrypted: no core dump, no ptrace, no setuid. */
-	rl.rlim_cur = rl.rlim_max = 0;
-	(void)setrlimit(RLIMIT_CORE, &rl);
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	priv_harden();
 	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':

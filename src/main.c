@@ -10,8 +10,8 @@
  */
 #include "config.h"
 
-#include <sys/prctl.h>
-#include <sys/resource.h>
+#include <sys/uio.h>
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,18 +56,6 @@ version(void)
 
 	printf("xdrproxy %s (libevent %s, libcurl %s, %s)\n", PACKAGE_VERSION,
 	    event_get_version(), cv->version, OPENSSL_VERSION_TEXT);
-}
-
-/* Keys stay out of core dumps and away from ptrace by other processes. */
-static void
-main_harden(void)
-{
-	struct rlimit	 rl = { 0, 0 };
-
-	setrlimit(RLIMIT_CORE, &rl);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	/* No setuid program (nor key_command) can gain privileges. */
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 /* A string setting that changed between two generations. */
@@ -205,6 +193,7 @@ static void	main_reload(struct main_state *);
 static void
 main_checkpoint_send(void)
 {
+	struct iovec	 iov;
 	char		 hash[2 * AUDIT_HASH_LEN + 1], line[160];
 	uint64_t	 seq;
 	int		 len;
@@ -215,8 +204,9 @@ main_checkpoint_send(void)
 	/* And to the syslog sinks, MSGID "checkpoint"; never blocks. */
 	len = snprintf(line, sizeof(line), "{\"type\":\"checkpoint\","
 	    "\"seq\":%" PRIu64 ",\"hash\":\"%s\"}", seq, hash);
-	if (sink_count() > 0 && sink_send("checkpoint", line, (size_t)len, 0) ==
-	    -1)
+	iov.iov_base = line;
+	iov.iov_len = (size_t)len;
+	if (sink_count() > 0 && sink_send("checkpoint", &iov, 1, 0) == -1)
 		log_warnx("audit checkpoint: no syslog sink took it");
 }
 
@@ -451,7 +441,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 
-	main_harden();
+	priv_harden();
 	signal(SIGPIPE, SIG_IGN);
 	log_init(verbose);
 

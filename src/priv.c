@@ -13,6 +13,7 @@
 
 #include <sys/fsuid.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -72,6 +73,21 @@ priv_resolve(const struct config *cf, uid_t *uid, gid_t *gid, char **cause)
 		return priv_error(cf, cause, "user", cf->cf_user,
 		    "is root: name an unprivileged user");
 	return 0;
+}
+
+/*
+ * For every program of ours that holds keys: no core dumps, no ptrace by
+ * other processes of the user, and no setuid program (nor key_command)
+ * gains privileges. Best effort: nothing here can make it worse.
+ */
+void
+priv_harden(void)
+{
+	struct rlimit	 rl = { 0, 0 };
+
+	(void)setrlimit(RLIMIT_CORE, &rl);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 /*

@@ -289,15 +289,19 @@ sink_kick(void)
  * 0 if a sink that is up took it, -1 if none did (full, down or none).
  */
 int
-sink_send(const char *msgid, const char *line, size_t len, int need_up)
+sink_send(const char *msgid, const struct iovec *iov, int iovcnt,
+    int need_up)
 {
 	struct sink_msg	*m;
 	struct sink	*s;
 	struct timespec	 ts;
 	char		 head[512];
-	size_t		 hlen, i;
+	size_t		 hlen, i, len = 0, off;
+	int		 k;
 	int		 rc = -1;
 
+	for (k = 0; k < iovcnt; k++)
+		len += iov[k].iov_len;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	pthread_mutex_lock(&sink_mtx);
 	hlen = sink_format_header(head, sizeof(head), sink_facility,
@@ -326,7 +330,9 @@ sink_send(const char *msgid, const char *line, size_t len, int need_up)
 			continue;
 		}
 		memcpy(m->sm_data, head, hlen);
-		memcpy(m->sm_data + hlen, line, len);
+		for (k = 0, off = hlen; k < iovcnt; off += iov[k].iov_len, k++)
+			memcpy(m->sm_data + off, iov[k].iov_base,
+			    iov[k].iov_len);
 		m->sm_len = hlen + len;
 		TAILQ_INSERT_TAIL(&s->s_queue, m, sm_entry);
 		s->s_n++;

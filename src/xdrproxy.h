@@ -347,6 +347,7 @@ void	 pkcs11_key_free(struct pkcs11_key *);
 int	 pkcs11_hash(struct pkcs11_key *, const char *, const char *, char *);
 
 /* priv.c */
+void	 priv_harden(void);
 int	 priv_prepare(const struct config *, char **);
 int	 priv_owns(uid_t);
 int	 priv_target(uid_t *, gid_t *);
@@ -497,7 +498,8 @@ int	 sink_facility_code(const char *);
 size_t	 sink_format_header(char *, size_t, int, uint64_t, const char *,
 	    long, const char *);
 int	 sink_configure(const struct config *, char **);
-int	 sink_send(const char *, const char *, size_t, int);
+struct iovec;
+int	 sink_send(const char *, const struct iovec *, int, int);
 int	 sink_count(void);
 int	 sink_stat(size_t, struct sink_stat *);
 void	 sink_stop(void);
