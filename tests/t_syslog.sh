@@ -102,7 +102,8 @@ expect_eq "queue full logged once per outage" \
 wait_num 10 -ge 10 lines "$T/tcp.out"
 cp "$T/xdrproxy.conf" "$T/running.conf"
 write_config "" "admin_listen = 127.0.0.1:0
-audit_syslog = tcp:127.0.0.1:$tport"
+audit_syslog = tcp:127.0.0.1:$tport
+audit_checkpoint_interval = 1s"
 sed -i "s|^audit_log = .*|audit_log = off|" "$T/xdrproxy.conf"
 kill -HUP "$PROXY_PID"
 wait_for 10 grep -q 'reload: configuration 2 in force' "$PROXY_LOG"
