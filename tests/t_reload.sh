@@ -245,6 +245,8 @@ WORKERS=1 conf 21 "" "127.0.0.2:0"
 sed -i "s|^audit_log = .*|audit_log = $T/audit2.jsonl|" "$T/xdrproxy.conf"
 reload 24 || fail "no 'configuration 24 in force'"
 expect_eq "new audit_log: 200" "$(call g24)" 200
+# The record is written once the answer is out: curl may return first.
+wait_for 5 grep -qs '^{"type":"response",.*"status":200' "$T/audit2.jsonl" || :
 expect_match "new audit_log: the record is in the new file" "$(audit_responses "$T/audit2.jsonl" | tail -n 1)" '"status":200'
 expect_match "a changed workers count: said to wait for a restart" "$(cat "$PROXY_LOG")" \
     "workers = 1 takes effect at the next restart; 2 keep running"
