@@ -25,7 +25,16 @@
  *				written straight to the connection; once they
  *				are sent the connection is closed (TLS
  *				close_notify first), whatever they say
- *	X-Mock-Status: N	status N, body X-Mock-Body or a vendor error
+ *	X-Mock-Status: N	status N, body X-Mock-Body or a vendor error;
+ *				with X-Mock-Status-Times: K only for the
+ *				first K requests for the same URI (path and
+ *				query) that carried both headers, later ones
+ *				are served as if there were no X-Mock-Status
+ *				(a request answered 401 or 429 is not
+ *				counted; one with X-Mock-Delay-Ms is, as
+ *				it arrives, not when its delay is over).
+ *				At most 1024 URIs are remembered; past that,
+ *				500 "too many X-Mock-Status-Times URIs"
  *	X-Mock-Stream: N	N pattern bytes; X-Mock-Chunked: 1 for chunked,
  *				X-Mock-Stall-After: M to stop after M bytes
  *	X-Mock-File: NAME	bytes of --files DIR/NAME, with
@@ -49,10 +58,27 @@
  *	--tls-max 1.2		offer TLS 1.2 at most (1.3 otherwise)
  *	--healthcheck-status N	the healthcheck answers N with the vendor's
  *				error object (for xdrproxy -t --live)
- *	--rate N		at most N authenticated requests in any one
- *				second (a sliding window over those it
- *				served); beyond that, 429 with the vendor's
- *				error, as Cortex answers a busy tenant
+ *	--rate N		N authenticated requests a second, a token
+ *				bucket checked with GCRA on CLOCK_MONOTONIC
+ *				(not --date-offset's clock), in ns: one
+ *				every 1000/N ms, and a burst of up to B at
+ *				once after a quiet spell.  A request too
+ *				early gets 429 with the vendor's error, as
+ *				Cortex answers a busy tenant, and does not
+ *				use up the bucket.  Unlike a sliding window,
+ *				one second may hold up to B + N - 1 served
+ *				requests (a full burst, then one every
+ *				1000/N ms): N a second only on the long run
+ *	--rate-burst B		the bucket holds B requests (default N: a
+ *				burst from idle gets exactly N through)
+ *	--rate-slack MS		a request up to MS ms earlier than the
+ *				bucket allows is still served: GCRA's
+ *				tolerance grows by MS (default 0).  A
+ *				client pacing itself exactly at the
+ *				tenant's rate sees a few ms of network
+ *				jitter, and the real tenant's limiter is
+ *				not exact to the ms either; a test gives
+ *				the mock the same leeway
  *	--xql-max N		XQL queries: start_xql_query answers
  *				{"reply":"mockq-K"}, and the query runs for
  *				--xql-ms MS (default 2000): get_query_results
@@ -67,13 +93,18 @@
  *	    "client_cert":"/CN=..."})
  *	{"event":"request","conn":K,"method":..,"uri":..,"auth":..,
  *	    "auth_id":..,"nonce":..,"timestamp":..,"headers":[[..,..],..],
- *	    "body_len":N,"body_sha256":".."}
+ *	    "body_len":N,"body_sha256":"..","at":MS}
+ *	    every request read, whatever its answer: one refused with 401
+ *	    or 429 gets this line too (before "rate_limited")
  *	{"event":"stream_done","uri":..,"bytes_sent":N}
  *	{"event":"raw_done","uri":..,"bytes_sent":N}	X-Mock-Raw file sent
  *	{"event":"aborted","uri":..,"bytes_sent":K}	peer left first
- *	{"event":"rate_limited","uri":..}	--rate: answered 429
+ *	{"event":"rate_limited","uri":..,"at":MS}	--rate: answered 429
  *	{"event":"xql_start","query_id":..,"running":N}	N counts it
  *	{"event":"xql_refused","running":N}	--xql-max reached
+ * MS is when the mock had read the request, in ms since the epoch by the
+ * real clock (without --date-offset), so that tests can count the
+ * requests in any one-second window.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -123,6 +154,7 @@
 #define MAX_BODY	(64 * 1024 * 1024)
 #define MAX_HEADERS	(64 * 1024)
 #define MAX_DELAY_MS	86400000ULL	/* one day */
+#define MAX_STATUS_URIS	1024		/* X-Mock-Status-Times table */
 
 /*
  * The stream pattern: xorshift64* with state seeded to PATTERN_SEED.
@@ -155,6 +187,12 @@ struct pattern {
 	unsigned int	 pos;		/* next unused byte of word */
 };
 
+/* X-Mock-Status-Times: how many requests for a URI carried it. */
+struct statustimes {
+	char		*st_uri;
+	uint64_t	 st_n;
+};
+
 struct job;
 
 struct mock {
@@ -175,9 +213,13 @@ struct mock {
 	int			 stopping;
 	int			 client_ca;	/* --client-ca: mutual TLS */
 	int			 hc_status;	/* --healthcheck-status, or 0 */
-	/* --rate: when the last rate requests were served, a ring. */
-	int64_t			*rate_ring;
-	size_t			 rate, rate_next, rate_n;
+	/* --rate: GCRA, in ns of CLOCK_MONOTONIC; rate_t is 0 without. */
+	int64_t			 rate_t;	/* emission interval */
+	int64_t			 rate_tau;	/* burst tolerance + slack */
+	int64_t			 rate_tat;	/* theoretical arrival time */
+	/* X-Mock-Status-Times: MAX_STATUS_URIS slots, st_n of them used. */
+	struct statustimes	*st;
+	size_t			 st_n;
 	/* --xql-max: when each query started (index K-1 for mockq-K). */
 	size_t			 xql_max;
 	uint64_t		 xql_ms;
@@ -240,7 +282,8 @@ usage(void)
 	    "                  [--extra-keys FILE]\n"
 	    "                  [--date-offset SECONDS] [--client-ca FILE]"
 	    " [--tls-max 1.2]\n"
-	    "                  [--healthcheck-status N] [--rate N]\n"
+	    "                  [--healthcheck-status N]\n"
+	    "                  [--rate N [--rate-burst B] [--rate-slack MS]]\n"
 	    "                  [--xql-max N [--xql-ms MS]]\n"
 	    "       mocktenant --generate N\n");
 	exit(2);
@@ -626,7 +669,7 @@ req_method(struct evhttp_request *req)
 
 static void
 log_request(struct mock *m, struct conn *c, struct evhttp_request *req,
-    const char *auth, const char *hash)
+    const char *auth, const char *hash, int64_t at)
 {
 	struct evkeyvalq	*h = evhttp_request_get_input_headers(req);
 	struct evbuffer		*line;
@@ -648,45 +691,56 @@ log_request(struct mock *m, struct conn *c, struct evhttp_request *req,
 	json_str(line, v != NULL ? v : "");
 	evbuffer_add(line, ",\"headers\":", 11);
 	json_headers(line, h);
-	evbuffer_add_printf(line, ",\"body_len\":%zu,\"body_sha256\":\"%s\"}",
-	    evbuffer_get_length(evhttp_request_get_input_buffer(req)), hash);
+	evbuffer_add_printf(line, ",\"body_len\":%zu,\"body_sha256\":\"%s\","
+	    "\"at\":%" PRId64 "}",
+	    evbuffer_get_length(evhttp_request_get_input_buffer(req)), hash,
+	    at);
 	log_put(m, line);
 	evbuffer_free(line);
 }
 
+/* The time of clock id in ns, or 0 if it cannot be read. */
 static int64_t
-now_ms(void)
+clock_ns(clockid_t id)
 {
 	struct timespec	ts;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+	if (clock_gettime(id, &ts) == -1)
 		return 0;
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-	    clock_offset_ms;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The tenant's clock: ms since the epoch, --date-offset applied. */
+static int64_t
+now_ms(void)
+{
+	return clock_ns(CLOCK_REALTIME) / 1000000 + clock_offset_ms;
 }
 
 /*
- * --rate: may one more request be served now? Records it if so. A
- * sliding window: the request rate ago must be a second old.
+ * --rate: may one more request be served at now (ns of CLOCK_MONOTONIC)?
+ * GCRA in its virtual scheduling form: rate_tat is when the next request
+ * would be due were all of them spaced exactly rate_t apart, and one may
+ * come up to rate_tau before that: (burst - 1) intervals, plus the slack.
+ * Only a request served moves rate_tat on, so a refused one costs
+ * nothing.
  */
 static int
-rate_admit(struct mock *m)
+rate_admit(struct mock *m, int64_t now)
 {
-	int64_t	 now = now_ms();
+	int64_t	 tat;
 
-	if (m->rate == 0)
+	if (m->rate_t == 0)
 		return 1;
-	if (m->rate_n == m->rate && now - m->rate_ring[m->rate_next] < 1000)
+	tat = m->rate_tat > now ? m->rate_tat : now;
+	if (now < tat - m->rate_tau)
 		return 0;
-	m->rate_ring[m->rate_next] = now;
-	m->rate_next = (m->rate_next + 1) % m->rate;
-	if (m->rate_n < m->rate)
-		m->rate_n++;
+	m->rate_tat = tat + m->rate_t;
 	return 1;
 }
 
 static void
-log_rate_limited(struct mock *m, struct evhttp_request *req)
+log_rate_limited(struct mock *m, struct evhttp_request *req, int64_t at)
 {
 	struct evbuffer	*line;
 
@@ -694,7 +748,7 @@ log_rate_limited(struct mock *m, struct evhttp_request *req)
 		return;
 	evbuffer_add_printf(line, "{\"event\":\"rate_limited\",\"uri\":");
 	json_str(line, evhttp_request_get_uri(req));
-	evbuffer_add(line, "}", 1);
+	evbuffer_add_printf(line, ",\"at\":%" PRId64 "}", at);
 	log_put(m, line);
 	evbuffer_free(line);
 }
@@ -1725,6 +1779,70 @@ req_act(struct mock *m, struct conn *c, struct evhttp_request *req,
 	reply_echo(req);
 }
 
+/*
+ * X-Mock-Status-Times: K: count the request against its URI and, once
+ * more than K have carried it there, drop X-Mock-Status from the request
+ * so that it is served as if it had never had one.  Returns -1 if the
+ * request has been answered with an error (a bad K, a full table).
+ */
+static int
+status_times(struct mock *m, struct evhttp_request *req)
+{
+	struct evkeyvalq	*in = evhttp_request_get_input_headers(req);
+	struct statustimes	*st;
+	const char		*v, *uri = evhttp_request_get_uri(req);
+	uint64_t		 k;
+	size_t			 i;
+
+	if ((v = evhttp_find_header(in, "X-Mock-Status-Times")) == NULL ||
+	    evhttp_find_header(in, "X-Mock-Status") == NULL)
+		return 0;
+	if (parse_u64(v, UINT32_MAX, &k) == -1) {
+		reply_error(req, 400, "bad X-Mock-Status-Times", 1);
+		return -1;
+	}
+	for (i = 0; i < m->st_n; i++)
+		if (strcmp(m->st[i].st_uri, uri) == 0)
+			break;
+	if (i == m->st_n) {
+		if (m->st == NULL &&
+		    (m->st = calloc(MAX_STATUS_URIS, sizeof(*m->st))) == NULL) {
+			reply_error(req, 500, "out of memory", 0);
+			return -1;
+		}
+		if (m->st_n == MAX_STATUS_URIS) {
+			reply_error(req, 500, "too many X-Mock-Status-Times URIs",
+			    1);
+			return -1;
+		}
+		if ((m->st[i].st_uri = strdup(uri)) == NULL) {
+			reply_error(req, 500, "out of memory", 0);
+			return -1;
+		}
+		m->st[i].st_n = 0;
+		m->st_n++;
+	}
+	st = &m->st[i];
+	if (st->st_n < UINT64_MAX)
+		st->st_n++;
+	if (st->st_n > k)
+		while (evhttp_remove_header(in, "X-Mock-Status") == 0)
+			;
+	return 0;
+}
+
+static void
+status_times_free(struct mock *m)
+{
+	size_t	i;
+
+	for (i = 0; i < m->st_n; i++)
+		free(m->st[i].st_uri);
+	free(m->st);
+	m->st = NULL;
+	m->st_n = 0;
+}
+
 /* evhttp's callback for every request that was read completely. */
 static void
 req_cb(struct evhttp_request *req, void *arg)
@@ -1738,7 +1856,11 @@ req_cb(struct evhttp_request *req, void *arg)
 	const char			*auth, *v;
 	char				 hash[65], id[32];
 	uint64_t			 delay = 0;
+	int64_t				 at, mono;
 
+	/* when it was read: for the log, and for --rate */
+	at = clock_ns(CLOCK_REALTIME) / 1000000;
+	mono = clock_ns(CLOCK_MONOTONIC);
 	evcon = evhttp_request_get_connection(req);
 	if ((c = conn_get(m, evcon)) == NULL) {
 		evhttp_send_error(req, 500, NULL);
@@ -1770,16 +1892,18 @@ req_cb(struct evhttp_request *req, void *arg)
 	hash[0] = '\0';
 	if (m->log != NULL)
 		sha256_evbuffer(evhttp_request_get_input_buffer(req), hash);
-	log_request(m, c, req, auth, hash);
+	log_request(m, c, req, auth, hash, at);
 	if (strcmp(auth, "ok") != 0) {
 		reply_unauthorized(req);
 		return;
 	}
-	if (!rate_admit(m)) {
-		log_rate_limited(m, req);
+	if (!rate_admit(m, mono)) {
+		log_rate_limited(m, req, at);
 		reply_error(req, 429, "Too many requests", 1);
 		return;
 	}
+	if (status_times(m, req) == -1)
+		return;
 
 	if ((v = evhttp_find_header(in, "X-Mock-Delay-Ms")) != NULL &&
 	    parse_u64(v, MAX_DELAY_MS, &delay) == -1) {
@@ -2081,8 +2205,7 @@ mock_free(struct mock *m)
 	struct job	*job;
 
 	m->stopping = 1;
-	free(m->rate_ring);
-	m->rate_ring = NULL;
+	status_times_free(m);
 	free(m->xql_start);
 	m->xql_start = NULL;
 	if (m->http != NULL)
@@ -2133,6 +2256,8 @@ main(int argc, char *argv[])
 		{ "tls-max",	required_argument, NULL, 'T' },
 		{ "healthcheck-status", required_argument, NULL, 'H' },
 		{ "rate",	required_argument, NULL, 'R' },
+		{ "rate-burst",	required_argument, NULL, 'B' },
+		{ "rate-slack",	required_argument, NULL, 'S' },
 		{ "xql-max",	required_argument, NULL, 'X' },
 		{ "xql-ms",	required_argument, NULL, 'Y' },
 		{ NULL,		0,		   NULL, 0 }
@@ -2145,7 +2270,7 @@ main(int argc, char *argv[])
 	const char			*generate = NULL, *client_ca = NULL;
 	char				*end;
 	long long			 offset;
-	uint64_t			 hc;
+	uint64_t			 hc, rate = 0, burst = 0, slack = 0;
 	int				 ch, rc = 1, tls_max_12 = 0;
 
 	memset(&m, 0, sizeof(m));
@@ -2226,15 +2351,27 @@ main(int argc, char *argv[])
 			m.hc_status = (int)hc;
 			break;
 		case 'R':
-			free(m.rate_ring);
-			if (parse_u64(optarg, 100000, &hc) == -1 || hc == 0 ||
-			    (m.rate_ring = calloc((size_t)hc,
-			    sizeof(*m.rate_ring))) == NULL) {
+			if (parse_u64(optarg, 100000, &rate) == -1 ||
+			    rate == 0) {
 				fprintf(stderr, "mocktenant: bad --rate: %s\n",
 				    optarg);
 				usage();
 			}
-			m.rate = (size_t)hc;
+			break;
+		case 'B':
+			if (parse_u64(optarg, 100000, &burst) == -1 ||
+			    burst == 0) {
+				fprintf(stderr, "mocktenant: bad --rate-burst: "
+				    "%s\n", optarg);
+				usage();
+			}
+			break;
+		case 'S':
+			if (parse_u64(optarg, 60000, &slack) == -1) {
+				fprintf(stderr, "mocktenant: bad --rate-slack: "
+				    "%s\n", optarg);
+				usage();
+			}
 			break;
 		case 'X':
 			if (parse_u64(optarg, 1000, &hc) == -1 || hc == 0) {
@@ -2257,6 +2394,19 @@ main(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage();
+	if (rate == 0 && (burst != 0 || slack != 0)) {
+		fprintf(stderr, "mocktenant: --rate-burst and --rate-slack"
+		    " need --rate\n");
+		usage();
+	}
+	if (rate != 0) {
+		if (burst == 0)
+			burst = rate;
+		/* ns: 1000/N ms is off by less than 1 ns a request */
+		m.rate_t = (int64_t)(1000000000 / rate);
+		m.rate_tau = (int64_t)(burst - 1) * m.rate_t +
+		    (int64_t)slack * 1000000;
+	}
 	if (generate != NULL)
 		return pattern_generate(generate);
 	if (listenaddr == NULL || cert == NULL || keypath == NULL ||
