@@ -614,6 +614,9 @@ audit_format(struct evbuffer *b, const struct request *req,
 	audit_add_u64(b, ",\"bytes_in\":", 12, req->req_bytes_in);
 	audit_add_u64(b, ",\"bytes_out\":", 13, req->req_bytes_out);
 	audit_add_u64(b, ",\"duration_ms\":", 15, (us + 500) / 1000);
+	audit_add_u64(b, ",\"queued_ms\":", 13, (req->req_queued_us + 500) /
+	    1000);
+	audit_add_u64(b, ",\"attempts\":", 12, req->req_attempts);
 	AUDIT_LIT(b, ",\"outcome\":\"");
 	evbuffer_add(b, outcome, strlen(outcome));
 	AUDIT_LIT(b, "\",\"error\":");

@@ -62,7 +62,7 @@ config_error(struct config_parse *cp, int line, const char *fmt, ...)
 	free(msg);
 }
 
-static int
+int
 strlist_add(struct strlist *sl, const char *s)
 {
 	char	**v;
@@ -77,7 +77,7 @@ strlist_add(struct strlist *sl, const char *s)
 	return 0;
 }
 
-static void
+void
 strlist_free(struct strlist *sl)
 {
 	size_t	 i;
@@ -346,7 +346,8 @@ enum config_type {
 	CT_STRING,	/* char *: a copy of the value */
 	CT_PATH,	/* char *: an absolute path */
 	CT_LISTEN,	/* struct listen_addrs: one more listener */
-	CT_STRLIST	/* struct strlist: one more string */
+	CT_STRLIST,	/* struct strlist: one more string */
+	CT_RATE		/* struct gov_rate: "10/s", "10/min", 0 (govconf.c) */
 };
 
 #define CK_REPEAT	0x01	/* may appear more than once */
@@ -407,6 +408,41 @@ static int	config_check_syslog(struct config_parse *, const char *,
 		    const char *);
 static int	config_check_facility(struct config_parse *, const char *,
 		    const char *);
+static int	config_check_retry_path(struct config_parse *, const char *,
+		    const char *);
+static int	config_check_backend(struct config_parse *, const char *,
+		    const char *);
+
+
+/*
+ * The governor's settings (governor.c): in [proxy] as the default of every
+ * tenant, and in a tenant's section for that tenant. B is CF or TN.
+ */
+#define CONFIG_GOV_KEYS(B, f)						\
+	{ "rate_limit", CT_RATE, B(f.gc_rate, struct gov_rate),	\
+	    .ck_flags = 0 },						\
+	{ "burst", CT_INT, B(f.gc_burst, int),				\
+	    .ck_min = 1, .ck_max = 100000 },				\
+	{ "max_concurrent", CT_LONG, B(f.gc_max_concurrent, long),	\
+	    .ck_min = 0, .ck_max = 100000 },				\
+	{ "queue_max", CT_COUNT, B(f.gc_queue_max, size_t),		\
+	    .ck_min = 1, .ck_max = 1000000 },				\
+	{ "queue_timeout", CT_DURATION,					\
+	    B(f.gc_queue_timeout, unsigned int),			\
+	    .ck_min = 1, .ck_max = 3600 * 1000 },			\
+	{ "xql_max_running", CT_INT, B(f.gc_xql_max, int),		\
+	    .ck_min = 0, .ck_max = 1000 },				\
+	{ "xql_slot_timeout", CT_DURATION,				\
+	    B(f.gc_xql_slot_timeout, unsigned int),			\
+	    .ck_min = 1000, .ck_max = 24 * 3600 * 1000 },		\
+	{ "retry_max", CT_INT, B(f.gc_retry_max, int),			\
+	    .ck_min = 0, .ck_max = 10 },				\
+	{ "retry_base", CT_DURATION, B(f.gc_retry_base, unsigned int),	\
+	    .ck_min = 1, .ck_max = 600 * 1000 },			\
+	{ "retry_cap", CT_DURATION, B(f.gc_retry_cap, unsigned int),	\
+	    .ck_min = 1, .ck_max = 3600 * 1000 },			\
+	{ "retry_paths", CT_STRLIST, B(f.gc_retry_paths, struct strlist), \
+	    .ck_flags = CK_REPEAT, .ck_check = config_check_retry_path }
 
 /* In the order of enum audit_fail. */
 static const char *const config_audit_fails[] = { "closed", "open", NULL };
@@ -483,6 +519,13 @@ static const struct config_key config_proxy_keys[] = {
 	    .ck_min = 1, .ck_max = 600 * 1000 },
 	{ "user", CT_STRING, CF(cf_user, char *), .ck_flags = 0 },
 	{ "group", CT_STRING, CF(cf_group, char *), .ck_flags = 0 },
+	CONFIG_GOV_KEYS(CF, cf_gov),
+	{ "rate_backend", CT_STRING, CF(cf_rate_backend, char *),
+	    .ck_check = config_check_backend },
+	{ "redis_password_file", CT_PATH, CF(cf_redis_password_file, char *),
+	    .ck_flags = 0 },
+	{ "fleet_size", CT_INT, CF(cf_fleet_size, int),
+	    .ck_min = 1, .ck_max = 10000 },
 	{ .ck_name = NULL }
 };
 
@@ -534,6 +577,7 @@ static const struct config_key config_tenant_keys[] = {
 	    .ck_names = config_tls_versions },
 	{ "client_cert", CT_PATH, TN(tn_client_cert, char *), .ck_flags = 0 },
 	{ "client_key", CT_PATH, TN(tn_client_key, char *), .ck_flags = 0 },
+	CONFIG_GOV_KEYS(TN, tn_gov),
 	{ .ck_name = NULL }
 };
 
@@ -933,6 +977,33 @@ config_check_facility(struct config_parse *cp, const char *name,
 }
 
 static int
+config_check_retry_path(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	const char	*why;
+
+	if (gov_retry_path_check(value, &why) == -1) {
+		config_error(cp, cp->cp_line, "%s '%s': %s", name, value, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_check_backend(struct config_parse *cp, const char *name,
+    const char *value)
+{
+	struct gov_backend	 gb;
+	const char		*why;
+
+	if (gov_backend_parse(value, &gb, &why) == -1) {
+		config_error(cp, cp->cp_line, "%s '%s': %s", name, value, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 config_strset(struct config_parse *cp, char **dst, const char *value)
 {
 	free(*dst);
@@ -1115,6 +1186,13 @@ config_set(struct config_parse *cp, const struct config_key *keys,
 			return -1;
 		}
 		return 0;
+	case CT_RATE:
+		if (gov_parse_rate(value, dst) == -1) {
+			config_error(cp, line, "%s: bad rate '%s' (e.g. 10/s, "
+			    "600/min, 0 for no limit)", name, value);
+			return -1;
+		}
+		return 0;
 	}
 	return 0;
 }
@@ -1133,6 +1211,19 @@ config_policy_add(struct config_parse *cp, struct tenant *tn, int allow,
 	free(why);
 }
 
+/* limit = GLOB RATE [burst=N]: one more per-call limit (govconf.c). */
+static void
+config_limit_add(struct config_parse *cp, struct gov_conf *gc,
+    const char *value)
+{
+	char	*why;
+
+	if (gov_limit_add(gc, value, cp->cp_path, cp->cp_line, &why) == -1)
+		config_error(cp, cp->cp_line, "%s", why != NULL ? why :
+		    "out of memory");
+	free(why);
+}
+
 /* inih calls this for every "name = value" line. */
 static int
 config_handler(void *arg, const char *section, const char *name,
@@ -1144,7 +1235,10 @@ config_handler(void *arg, const char *section, const char *name,
 
 	if (cp->cp_error != NULL)
 		return 1;
-	if (cp->cp_in_proxy)
+	if (strcmp(name, "limit") == 0 && (cp->cp_in_proxy || tn != NULL))
+		config_limit_add(cp, cp->cp_in_proxy ? &cp->cp_conf->cf_gov :
+		    &tn->tn_gov, value);
+	else if (cp->cp_in_proxy)
 		config_set(cp, config_proxy_keys, cp->cp_conf->cf_seen,
 		    cp->cp_conf, "proxy", name, value);
 	else if (tn != NULL && (strcmp(name, "allow") == 0 ||
@@ -1174,6 +1268,7 @@ config_tenant_new(const char *name, int line)
 	tn->tn_line = line;
 	tn->tn_metrics_slot = -1;
 	TAILQ_INIT(&tn->tn_listens);
+	gov_conf_unset(&tn->tn_gov);
 	return tn;
 }
 
@@ -1307,6 +1402,7 @@ tenant_free(struct tenant *tn)
 	strlist_free(&tn->tn_server_names);
 	strlist_free(&tn->tn_allow_paths);
 	policy_rules_free(&tn->tn_policy);
+	gov_conf_free(&tn->tn_gov);
 	keystore_free(tn->tn_key);
 	curl_slist_free_all(tn->tn_curl_connect_to);
 	free(tn->tn_name);
@@ -1363,6 +1459,9 @@ config_free(struct config *cf)
 	free(cf->cf_passphrase_credential);
 	free(cf->cf_user);
 	free(cf->cf_group);
+	gov_conf_free(&cf->cf_gov);
+	free(cf->cf_rate_backend);
+	free(cf->cf_redis_password_file);
 	free(cf);
 }
 
@@ -1638,6 +1737,19 @@ config_validate(struct config_parse *cp)
 		cf->cf_client_body_timeout = cf->cf_client_timeout;
 	if (cf->cf_keepalive_timeout == 0)
 		cf->cf_keepalive_timeout = cf->cf_client_timeout;
+	/* The governor: [proxy]'s settings are every tenant's default. */
+	if (gov_conf_finish(&cf->cf_gov) == -1)
+		goto nomem;
+	cf->cf_rate_backend_line = config_key_line(config_proxy_keys,
+	    cf->cf_seen, "rate_backend");
+	if (cf->cf_redis_password_file != NULL &&
+	    (cf->cf_rate_backend == NULL ||
+	    strcmp(cf->cf_rate_backend, "local") == 0)) {
+		config_error(cp, config_key_line(config_proxy_keys, cf->cf_seen,
+		    "redis_password_file"), "redis_password_file needs "
+		    "rate_backend = redis://... (or rediss://, unix:)");
+		return -1;
+	}
 	/* workers = auto: one per online CPU. */
 	if (cf->cf_workers == 0) {
 		n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1671,6 +1783,8 @@ config_validate(struct config_parse *cp)
 			goto nomem;
 		}
 		if (tn->tn_connect_to != NULL && config_connect_to(tn) == -1)
+			goto nomem;
+		if (gov_conf_inherit(&tn->tn_gov, &cf->cf_gov) == -1)
 			goto nomem;
 		if (config_validate_key(cp, tn) == -1 ||
 		    config_validate_tls(cp, tn) == -1 ||
@@ -1753,6 +1867,8 @@ config_load(const char *path, char **cause)
 	cf->cf_max_header_count = 100;
 	cf->cf_key_command_timeout = 10 * 1000;
 	cf->cf_audit_syslog_queue = 10000;
+	cf->cf_fleet_size = 1;
+	gov_conf_defaults(&cf->cf_gov);
 	cp.cp_conf = cf;
 
 	if ((cp.cp_file = fopen(path, "r")) == NULL) {

@@ -298,6 +298,10 @@ main_reload(struct main_state *ms)
 		goto fail;
 	}
 	metrics_register(cf);
+	if (governor_configure(cf, &why) == -1) {
+		log_warnx("reload: %s", why != NULL ? why : "out of memory");
+		free(why);
+	}
 	if (sink_configure(cf, &why) == -1) {
 		log_warnx("reload: %s", why != NULL ? why : "out of memory");
 		free(why);
@@ -479,6 +483,9 @@ main(int argc, char *argv[])
 	/* Tenant counter slots, the start time, the first load's time. */
 	if (metrics_init(cf) == -1)
 		fatalx("out of memory");
+	if (governor_start(&cause) == -1 ||
+	    governor_configure(cf, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
 	memset(&ms, 0, sizeof(ms));
 	ms.ms_file = file;
 	ms.ms_conf = cf;
@@ -541,6 +548,8 @@ main(int argc, char *argv[])
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_free(&ms.ms_workers[i]);
 	free(ms.ms_workers);
+	/* After the workers: their requests gave back what they held. */
+	governor_stop();
 	metrics_free();
 	event_free(ms.ms_report_ev);
 	event_base_free(ms.ms_base);

@@ -28,7 +28,6 @@
 #include "xdrproxy.h"
 
 /* Histogram buckets, in us and as le="..." labels (seconds). */
-#define METRICS_NBUCKETS	16
 static const uint64_t metrics_bounds_us[METRICS_NBUCKETS] = {
 	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
 	1000000, 2500000, 5000000, 10000000, 30000000, 60000000, 120000000
@@ -38,11 +37,6 @@ static const char *const metrics_bounds_le[METRICS_NBUCKETS] = {
 	"0.5", "1", "2.5", "5", "10", "30", "60", "120"
 };
 
-/* Counts per bucket (not cumulative; the last is +Inf) and their sum. */
-struct metrics_hist {
-	_Atomic uint64_t	 mh_bucket[METRICS_NBUCKETS + 1];
-	_Atomic uint64_t	 mh_sum_us;
-};
 
 /*
  * Requests by (status, outcome): a small table per tenant and worker,
@@ -204,7 +198,7 @@ metrics_tenant_of(const struct request *req)
 
 static void	metrics_render_syslog(struct evbuffer *);
 
-static void
+void
 metrics_observe(struct metrics_hist *mh, uint64_t us)
 {
 	size_t	 i;
@@ -547,7 +541,7 @@ metrics_label_value(struct evbuffer *b, const char *s)
 	}
 }
 
-static void
+void
 metrics_family(struct evbuffer *b, const char *name, const char *type,
     const char *help)
 {
@@ -556,7 +550,7 @@ metrics_family(struct evbuffer *b, const char *name, const char *type,
 }
 
 /* name{tenant="..."[,extra]} */
-static void
+void
 metrics_tenant_sample(struct evbuffer *b, const char *name, int s,
     const char *extra)
 {
@@ -574,7 +568,7 @@ metrics_add_seconds(struct evbuffer *b, uint64_t us)
 	    us % 1000000);
 }
 
-static void
+void
 metrics_histogram(struct evbuffer *b, const char *name, int s,
     const uint64_t *bucket, uint64_t sum_us)
 {
@@ -882,4 +876,5 @@ metrics_render(struct evbuffer *b, const struct config *cf)
 	metrics_render_skew(b, cf);
 	metrics_render_key_expiry(b, cf);
 	metrics_render_worker_counters(b);
+	governor_render(b);
 }

@@ -36,7 +36,16 @@
 #define PROXY_CLEN_NONE		(-1)
 #define PROXY_CLEN_CONFLICT	(-2)
 
+/* The most of a retried attempt's answer read and dropped. */
+#define PROXY_RETRY_DISCARD_MAX	(1024 * 1024)
+
 static void	proxy_idle_timeout(evutil_socket_t, short, void *);
+static void	proxy_xql_begin(struct request *);
+static void	proxy_admit(struct request *);
+static void	proxy_forward(struct request *);
+static void	proxy_retry_fire(struct request *);
+static void	proxy_xql_keep(struct request *, const char *, size_t);
+static void	proxy_xql_end(struct request *);
 static const struct upstream_cbs proxy_upstream_cbs;
 
 /*
@@ -84,8 +93,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 	struct request		*req;
 	struct filter_req	 fq;
 	struct filter_res	 fs;
-	char			*cause = NULL, local[64], why[256];
-	int			 has_body;
+	char			 local[64], why[256];
 
 	if ((req = request_new(ln, http)) == NULL ||
 	    (req->req_timer = evtimer_new(w->w_base, proxy_idle_timeout,
@@ -137,22 +145,111 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		request_fail(req, 503, "key_expired", "%s", why);
 		return;
 	}
-	if (audit_write(req, AUDIT_REQUEST) == -1) {
-		if (req->req_conf->cf_audit_fail == AUDIT_FAIL_CLOSED) {
-			audit_count_unavailable();
-			request_fail(req, 503, "audit_unavailable",
-			    "the audit record could not be written: %s",
-			    strerror(errno));
-			return;
-		}
-		log_warn("request %s: audit record not written; forwarded "
-		    "(audit_fail = open)", req->req_id);
-	}
-	has_body = fs.fs_has_body;
+	req->req_has_body = fs.fs_has_body;
+	proxy_xql_begin(req);
+	/* From here on a client that leaves is noticed, queued or not. */
 	proxy_watch_client(req);
+	proxy_admit(req);
+}
+
+/*
+ * An XQL call whose answer the governor must read (xql.c): which one,
+ * and for get_query_results the query it asks about.
+ */
+static void
+proxy_xql_begin(struct request *req)
+{
+	struct evbuffer	*body;
+	const char	*why;
+	char		 buf[1024];
+
+	if (req->req_tenant->tn_gov.gc_xql_max == 0 ||
+	    req->req_path_len >= sizeof(buf) ||
+	    policy_canon(req->req_uri, req->req_path_len, buf, &why) == -1)
+		return;
+	req->req_xql = xql_kind(buf, strlen(buf));
+	if (req->req_xql != XQL_RESULTS)
+		return;
+	body = evhttp_request_get_input_buffer(req->req_http);
+	req->req_xql_id = xql_request_id((const char *)evbuffer_pullup(body,
+	    -1), evbuffer_get_length(body));
+}
+
+/*
+ * Through the governor: send now, wait for proxy_granted() (with
+ * queue_timeout on the request's timer), or 429 when the queue is full.
+ */
+static void
+proxy_admit(struct request *req)
+{
+	switch (governor_admit(req)) {
+	case GOV_GO:
+		proxy_forward(req);
+		return;
+	case GOV_QUEUED:
+		req->req_state = REQ_WAITING;
+		timer_add_ms(req->req_timer,
+		    req->req_tenant->tn_gov.gc_queue_timeout);
+		return;
+	case GOV_FULL:
+		req->req_retry_after = governor_retry_after(req);
+		request_fail(req, 429, "rate_limited", "the tenant's queue is "
+		    "full (queue_max = %zu requests waiting for its budget)",
+		    req->req_tenant->tn_gov.gc_queue_max);
+		return;
+	}
+}
+
+/* The governor granted a queued request (governor_take()): send it. */
+void
+proxy_granted(struct request *req)
+{
+	if (req->req_state != REQ_WAITING)
+		return;
+	evtimer_del(req->req_timer);
+	proxy_forward(req);
+}
+
+/*
+ * One attempt: the request record before the first, then a transfer
+ * signed now (a retry gets a fresh nonce and timestamp).
+ */
+static void
+proxy_forward(struct request *req)
+{
+	char	*cause = NULL;
+
+	if (!req->req_audited) {
+		if (audit_write(req, AUDIT_REQUEST) == -1) {
+			if (req->req_conf->cf_audit_fail == AUDIT_FAIL_CLOSED) {
+				audit_count_unavailable();
+				request_fail(req, 503, "audit_unavailable",
+				    "the audit record could not be written: %s",
+				    strerror(errno));
+				return;
+			}
+			log_warn("request %s: audit record not written; "
+			    "forwarded (audit_fail = open)", req->req_id);
+		}
+		req->req_audited = 1;
+	}
 	req->req_up_clen = PROXY_CLEN_NONE;
+	req->req_up_te = 0;
+	req->req_upstream_status = 0;
+	req->req_reason[0] = '\0';
+	req->req_curl_error[0] = '\0';
+	req->req_retry = 0;
+	req->req_retry_discarded = 0;
+	req->req_retry_wait_ms = 0;
+	req->req_xql_gzip = 0;
+	req->req_xql_big = 0;
+	if (req->req_xql_body != NULL)
+		evbuffer_drain(req->req_xql_body,
+		    evbuffer_get_length(req->req_xql_body));
 	req->req_state = REQ_FORWARDING;
-	if (upstream_start(req, has_body, &proxy_upstream_cbs, &cause) == -1) {
+	req->req_attempts++;
+	if (upstream_start(req, req->req_has_body, &proxy_upstream_cbs,
+	    &cause) == -1) {
 		request_fail(req, 500, "internal_error", "%s", cause != NULL ?
 		    cause : "out of memory");
 		free(cause);
@@ -160,6 +257,51 @@ proxy_handle(struct evhttp_request *http, void *arg)
 	}
 	req->req_last_activity_us = request_clock_us(CLOCK_MONOTONIC_COARSE);
 	timer_add_ms(req->req_timer, req->req_conf->cf_upstream_timeout);
+}
+
+/*
+ * This attempt is to be sent again (retry.c decided): wait the backoff
+ * on the request's timer, then proxy_retry_fire(). Called once libcurl
+ * reported the end of the transfer, which stays in libcurl until then.
+ */
+static void
+proxy_retry(struct request *req)
+{
+	const struct gov_conf	*gc = &req->req_tenant->tn_gov;
+	uint32_t		 r = 0;
+	unsigned int		 ms;
+	char			 path[256];
+
+	(void)sign_random(&req->req_worker->w_signer, &r, sizeof(r));
+	ms = retry_delay_ms(gc, req->req_attempts, req->req_retry_wait_ms, r);
+	log_escape(path, sizeof(path), req->req_uri, req->req_path_len);
+	if (req->req_upstream_status != 0)
+		log_info("request %s: tenant %s: %s %s: %d from the tenant; "
+		    "attempt %u of %d in %u ms, signed anew", req->req_id,
+		    req->req_tenant->tn_name, req->req_method, path,
+		    req->req_upstream_status, req->req_attempts + 1,
+		    gc->gc_retry_max + 1, ms);
+	else
+		log_info("request %s: tenant %s: %s %s: %s; attempt %u of %d "
+		    "in %u ms, signed anew", req->req_id,
+		    req->req_tenant->tn_name, req->req_method, path,
+		    req->req_curl_error[0] != '\0' ? req->req_curl_error :
+		    "no answer", req->req_attempts + 1, gc->gc_retry_max + 1,
+		    ms);
+	req->req_retry = 1;
+	req->req_state = REQ_WAITING;
+	timer_add_ms(req->req_timer, ms);
+}
+
+/* The backoff is over: out of libcurl, back through the governor. */
+static void
+proxy_retry_fire(struct request *req)
+{
+	upstream_detach(req);
+	governor_done(req);
+	req->req_retry = 0;
+	evhttp_clear_headers(evhttp_request_get_output_headers(req->req_http));
+	proxy_admit(req);
 }
 
 /*
@@ -174,6 +316,20 @@ proxy_idle_timeout(evutil_socket_t fd, short what, void *arg)
 	unsigned int	 limit = req->req_conf->cf_upstream_timeout;
 	uint64_t	 idle, now = request_clock_us(CLOCK_MONOTONIC_COARSE);
 
+	if (req->req_state == REQ_WAITING) {
+		if (req->req_retry) {
+			proxy_retry_fire(req);
+			return;
+		}
+		/* queue_timeout; unless granted meanwhile (then it goes). */
+		if (governor_cancel(req) == 0) {
+			req->req_retry_after = governor_retry_after(req);
+			request_fail(req, 429, "rate_limited", "waited %u ms for "
+			    "the tenant's budget (queue_timeout)",
+			    req->req_tenant->tn_gov.gc_queue_timeout);
+		}
+		return;
+	}
 	if (req->req_state >= REQ_ENDING || req->req_xfer.ux_done)
 		return;
 	idle = (now - req->req_last_activity_us) / 1000;
@@ -389,6 +545,12 @@ proxy_upstream_header(void *arg, const char *line, size_t n)
 			req->req_upstream_status = 0;
 			return n;
 		}
+		governor_observe(req, req->req_upstream_status);
+		/* A 429 or 5xx sent again: its body is dropped (retry.c). */
+		if (retry_status(req)) {
+			req->req_retry = 1;
+			return n;
+		}
 		return proxy_start_reply(req) == 0 ? n : 0;
 	}
 	if (line[0] == ' ' || line[0] == '\t')
@@ -416,6 +578,10 @@ proxy_upstream_header(void *arg, const char *line, size_t n)
 	else if (strcasecmp(name, "Date") == 0 &&
 	    req->req_upstream_status >= 200)
 		proxy_upstream_date(req, value);
+	else if (strcasecmp(name, "Retry-After") == 0)
+		req->req_retry_wait_ms = retry_after_ms(value);
+	else if (strcasecmp(name, "Content-Encoding") == 0)
+		req->req_xql_gzip = strcasecmp(value, "identity") != 0;
 	/* evhttp refuses values with CR or LF; control bytes do not pass. */
 	if (filter_header_value_ok(value))
 		evhttp_add_header(out, name, value);
@@ -436,9 +602,18 @@ proxy_upstream_data(void *arg, const char *data, size_t n)
 	struct evbuffer	*scratch = req->req_worker->w_scratch;
 	struct evbuffer	*out;
 
+	/* The answer of an attempt to be sent again: a small one is read
+	   to its end so the connection can be used again. */
+	if (req->req_retry && req->req_state == REQ_FORWARDING) {
+		req->req_retry_discarded += n;
+		return req->req_retry_discarded > PROXY_RETRY_DISCARD_MAX ? 0 :
+		    n;
+	}
 	if (req->req_conn == NULL || req->req_state != REQ_REPLYING)
 		return 0;
 	req->req_last_activity_us = request_clock_us(CLOCK_MONOTONIC_COARSE);
+	if (req->req_xql != XQL_NONE)
+		proxy_xql_keep(req, data, n);
 	out = bufferevent_get_output(evhttp_connection_get_bufferevent(
 	    req->req_conn));
 	/* Pause only once a chunk has set proxy_client_drained to resume. */
@@ -458,6 +633,48 @@ proxy_upstream_data(void *arg, const char *data, size_t n)
 	return n;
 }
 
+/* A copy of an XQL answer (status 200) for xql.c, while it is small. */
+static void
+proxy_xql_keep(struct request *req, const char *data, size_t n)
+{
+	if (req->req_upstream_status != 200 || req->req_xql_big)
+		return;
+	if (req->req_xql_body == NULL &&
+	    (req->req_xql_body = evbuffer_new()) == NULL)
+		return;
+	if (evbuffer_get_length(req->req_xql_body) + n > xql_capture_max()) {
+		req->req_xql_big = 1;
+		evbuffer_drain(req->req_xql_body,
+		    evbuffer_get_length(req->req_xql_body));
+		return;
+	}
+	evbuffer_add(req->req_xql_body, data, n);
+}
+
+/*
+ * The XQL answer is whole: start_xql_query's names its query; a final
+ * get_query_results frees that query's slot. An answer too big to keep
+ * is results, so the query is over.
+ */
+static void
+proxy_xql_end(struct request *req)
+{
+	struct evbuffer	*b = req->req_xql_body;
+
+	if (req->req_upstream_status != 200)
+		return;
+	if (req->req_xql_big) {
+		if (req->req_xql == XQL_RESULTS && req->req_xql_id != NULL)
+			governor_xql_final(req, req->req_xql_id,
+			    strlen(req->req_xql_id));
+		return;
+	}
+	if (b == NULL)
+		return;
+	xql_answer(req, req->req_xql, req->req_xql_id, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), req->req_xql_gzip);
+}
+
 /* How libcurl errors look to the client (upstream_classify decides). */
 static void
 proxy_upstream_error(struct request *req, CURLcode rc)
@@ -469,12 +686,26 @@ proxy_upstream_error(struct request *req, CURLcode rc)
 	request_fail(req, uf.uf_status, uf.uf_code, "%s", uf.uf_message);
 }
 
-/* libcurl is done with the transfer (called outside libcurl callbacks). */
+/*
+ * libcurl is done with the transfer (called outside libcurl callbacks):
+ * end the request, or send it again (retry.c).
+ */
 static void
 proxy_upstream_done(void *arg, CURLcode rc)
 {
 	struct request	*req = arg;
 
+	if (req->req_state != REQ_FORWARDING && req->req_state !=
+	    REQ_REPLYING)
+		return;
+	if (req->req_conn != NULL && (req->req_retry || (rc != CURLE_OK &&
+	    req->req_reply_us == 0 && retry_error(req, req->req_xfer.ux_easy,
+	    rc)))) {
+		proxy_retry(req);
+		return;
+	}
+	if (rc == CURLE_OK && req->req_xql != XQL_NONE)
+		proxy_xql_end(req);
 	if (rc == CURLE_OK || req->req_conn == NULL)
 		request_finish(req);
 	else

@@ -54,7 +54,7 @@ request_clock_us(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static uint64_t
+uint64_t
 request_wall_ms(void)
 {
 	struct timespec	 ts;
@@ -175,6 +175,9 @@ request_free(struct request *req)
 	if (req->req_timer != NULL)
 		event_free(req->req_timer);
 	free(req->req_uri_copy);
+	free(req->req_xql_id);
+	if (req->req_xql_body != NULL)
+		evbuffer_free(req->req_xql_body);
 	caller_unref(req->req_caller);
 	free(req);
 	/* A drain ends when the last request does. */
@@ -299,6 +302,10 @@ request_send_error(struct request *req)
 	evhttp_add_header(out, "Content-Type", "application/json");
 	evhttp_add_header(out, "x-xdrproxy-error", req->req_error);
 	evhttp_add_header(out, "x-xdrproxy-request-id", req->req_id);
+	if (req->req_retry_after > 0) {
+		snprintf(len, sizeof(len), "%u", req->req_retry_after);
+		evhttp_add_header(out, "Retry-After", len);
+	}
 	/* evhttp gives no length to a CONNECT answer, and a body to HEAD. */
 	snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
 	evhttp_add_header(out, "Content-Length", len);
@@ -426,6 +433,7 @@ request_end(struct request *req)
 		return;
 	}
 	upstream_detach(req);
+	governor_done(req);
 	if (req->req_timer != NULL)
 		evtimer_del(req->req_timer);
 
@@ -489,6 +497,7 @@ request_abandon_all(struct worker *w)
 		    REQ_CLOSING)
 			TAILQ_REMOVE(&w->w_done, req, req_done_entry);
 		upstream_detach(req);
+		governor_done(req);
 		detached = NULL;
 		if (req->req_conn != NULL)
 			server_watch(req->req_conn, NULL, NULL);

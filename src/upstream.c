@@ -356,8 +356,9 @@ upstream_headers(struct request *req, int body_mode, struct curl_slist **out,
 	if (tn->tn_key_type == KEY_STANDARD)
 		upstream_hlist_add(&hl, "Authorization", tn->tn_key->k_data);
 	else {
+		/* Signed as it goes: a queued or retried one too. */
 		if (sign_advanced(&w->w_signer, tn->tn_key,
-		    req->req_start_wall_ms, &sh) == -1) {
+		    request_wall_ms(), &sh) == -1) {
 			upstream_headers_free(hl.hl_nodes);
 			if (tn->tn_key->k_p11 != NULL)
 				*cause = strdup("the PKCS#11 token did not "

@@ -140,6 +140,8 @@ worker_control(evutil_socket_t fd, short what, void *arg)
 		for (i = 0; i < n; i++) {
 			if (buf[i] == WORKER_RECONFIGURE)
 				worker_switch(w);
+			else if (buf[i] == WORKER_GRANTED)
+				governor_take(w);
 			else if (buf[i] > level)
 				level = buf[i];
 		}
@@ -167,6 +169,13 @@ worker_tell(struct worker *w, unsigned char c)
 {
 	while (write(w->w_ctl[1], &c, 1) == -1 && errno == EINTR)
 		;
+}
+
+/* The governor granted requests of w's (any thread). */
+void
+worker_wake(struct worker *w)
+{
+	worker_tell(w, WORKER_GRANTED);
 }
 
 /*
@@ -203,6 +212,7 @@ worker_init(struct worker *w, int index, struct config *cf, char **cause)
 	TAILQ_INIT(&w->w_conns);
 	TAILQ_INIT(&w->w_live);
 	TAILQ_INIT(&w->w_done);
+	TAILQ_INIT(&w->w_granted);
 	*cause = NULL;
 	w->w_ctl[0] = w->w_ctl[1] = -1;
 	if (pipe2(w->w_ctl, O_CLOEXEC | O_NONBLOCK) == -1) {

@@ -165,6 +165,40 @@ struct policy_rules {
 	size_t			 pl_n;
 };
 
+/*
+ * governor.c: how one tenant's budget is shared (config.c fills it; a
+ * tenant's own settings, else [proxy]'s, else the defaults).
+ */
+struct gov_rate {
+	uint64_t		 gr_interval_us;	/* per request; 0: off */
+	char			 gr_text[24];	/* as written: "10/s" */
+};
+struct gov_tenant;
+struct gov_lane;
+struct gov_limit_conf {			/* limit = GLOB RATE [burst=N] */
+	char			*glc_glob;	/* canonical (policy_canon) */
+	struct gov_lane		*glc_lane;	/* governor.c's queue for it */
+	struct gov_rate		 glc_rate;
+	unsigned int		 glc_burst;
+	int			 glc_line;	/* 0: built in */
+	char			*glc_file;	/* NULL: built in */
+};
+struct gov_conf {
+	struct gov_rate		 gc_rate;	/* rate_limit */
+	int			 gc_burst;
+	long			 gc_max_concurrent;	/* 0: max_connections only */
+	size_t			 gc_queue_max;
+	unsigned int		 gc_queue_timeout;	/* ms */
+	struct gov_limit_conf	*gc_limits;	/* first match wins */
+	size_t			 gc_nlimits;
+	int			 gc_xql_max;	/* xql_max_running; 0: off */
+	unsigned int		 gc_xql_slot_timeout;	/* ms */
+	int			 gc_retry_max;
+	unsigned int		 gc_retry_base;	/* ms */
+	unsigned int		 gc_retry_cap;	/* ms */
+	struct strlist		 gc_retry_paths;	/* globs, canonical */
+};
+
 struct tenant {
 	TAILQ_ENTRY(tenant)	 tn_entry;
 	char			*tn_name;
@@ -205,10 +239,13 @@ struct tenant {
 	struct strlist		 tn_server_names;
 	struct strlist		 tn_allow_paths;
 	struct policy_rules	 tn_policy;	/* policy.c; none: all allowed */
+	struct gov_conf		 tn_gov;	/* governor.c */
+	struct gov_tenant	*tn_gov_state;	/* governor.c: by name, for the
+						   process's life */
 	struct key		*tn_key;	/* filled by keystore_load */
 	struct curl_slist	*tn_curl_connect_to;	/* upstream.c */
 	int			 tn_metrics_slot;	/* metrics.c; -1: none */
-	int			 tn_seen[32];	/* line of each key, 0 if unset */
+	int			 tn_seen[48];	/* line of each key, 0 if unset */
 	/* clock.c: the tenant's clock as its Date headers tell; workers write. */
 	_Atomic int64_t		 tn_skew_ms;	/* tenant - local */
 	_Atomic int		 tn_skew_known;
@@ -263,11 +300,18 @@ struct config {
 	char			*cf_user;	/* drop to after setup (priv.c) */
 	char			*cf_group;
 	int			 cf_user_line;
+	struct gov_conf		 cf_gov;	/* [proxy]'s, tenants' default */
+	char			*cf_rate_backend;	/* redis://..., NULL: local */
+	int			 cf_rate_backend_line;
+	char			*cf_redis_password_file;
+	int			 cf_fleet_size;
 	struct tenants		 cf_tenants;
-	int			 cf_seen[32];
+	int			 cf_seen[64];
 };
 
 struct config	*config_load(const char *, char **);
+int		 strlist_add(struct strlist *, const char *);
+void		 strlist_free(struct strlist *);
 void		 config_free(struct config *);
 struct config	*config_ref(struct config *);
 void		 config_unref(struct config *);
@@ -277,6 +321,34 @@ int		 config_parse_listen(const char *, struct listen_addr *,
 		    char **);
 int		 config_noproxy_match(const char *, const char *);
 int64_t		 config_parse_date(const char *);
+
+/* govconf.c: the governor's settings. */
+enum gov_backend_kind {
+	GOV_BACKEND_LOCAL,
+	GOV_BACKEND_REDIS,	/* redis:// or rediss:// (gb_tls) */
+	GOV_BACKEND_UNIX	/* unix:/path: gb_host is the path */
+};
+struct gov_backend {
+	enum gov_backend_kind	 gb_kind;
+	char			 gb_host[256];
+	int			 gb_port;
+	int			 gb_db;
+	int			 gb_tls;
+};
+int	 gov_parse_rate(const char *, struct gov_rate *);
+double	 gov_rate_per_s(uint64_t);
+int	 gov_limit_add(struct gov_conf *, const char *, const char *, int,
+	    char **);
+int	 gov_retry_path_check(const char *, const char **);
+int	 gov_backend_parse(const char *, struct gov_backend *, const char **);
+void	 gov_conf_defaults(struct gov_conf *);
+void	 gov_conf_unset(struct gov_conf *);
+int	 gov_conf_finish(struct gov_conf *);
+int	 gov_conf_inherit(struct gov_conf *, const struct gov_conf *);
+void	 gov_conf_free(struct gov_conf *);
+const struct gov_limit_conf *
+	 gov_limit_find(const struct gov_conf *, const char *, size_t);
+int	 gov_retry_path(const struct gov_conf *, const char *, size_t);
 
 /* keysource.c: loading one generation's keys. */
 struct store_cache;
@@ -602,12 +674,56 @@ struct upstream_xfer {
 /* request.c: the states of a request's life (see request.c). */
 enum request_state {
 	REQ_NEW,
+	REQ_WAITING,		/* the governor's queue, or a retry's backoff */
 	REQ_FORWARDING,
 	REQ_REPLYING,
 	REQ_ENDING,
 	REQ_FLUSHING,
 	REQ_CLOSING
 };
+
+/* xql.c */
+enum xql_kind {
+	XQL_NONE,
+	XQL_START,	/* start_xql_query: takes a slot */
+	XQL_RESULTS	/* get_query_results: may free one */
+};
+struct request;
+enum xql_kind xql_kind(const char *, size_t);
+char	*xql_request_id(const char *, size_t);
+void	 xql_answer(struct request *, enum xql_kind, const char *,
+	    const unsigned char *, size_t, int);
+size_t	 xql_capture_max(void);
+
+/*
+ * governor.c: a request's place in its tenant's budget. Small, and all
+ * there is of a queued request besides what evhttp read: no upstream
+ * handle or buffer is made until it is granted. Under governor.c's lock.
+ */
+enum gov_state {
+	GK_NONE,	/* holds nothing, waits for nothing */
+	GK_LANE,	/* waits on its call's own limit */
+	GK_XQL,		/* waits for an XQL slot */
+	GK_MAIN,	/* waits on the tenant's rate or max_concurrent */
+	GK_GRANTED,	/* granted; its worker has not taken it yet */
+	GK_HELD		/* taken: in flight to the tenant */
+};
+struct gov_slot;
+struct gov_caller;
+struct gov_ticket {
+	TAILQ_ENTRY(gov_ticket)	 gk_entry;	/* a queue, or w_granted */
+	struct request		*gk_req;
+	enum gov_state		 gk_state;
+	struct gov_tenant	*gk_tenant;	/* NULL: bypassed the governor */
+	struct gov_lane		*gk_lane;	/* its call's limit, or NULL */
+	struct gov_caller	*gk_caller;	/* while in GK_MAIN */
+	struct gov_slot		*gk_slot;	/* an XQL slot it holds */
+	int			 gk_xql;	/* start_xql_query: wants a slot */
+	int			 gk_inflight;	/* counted in max_concurrent */
+	uint64_t		 gk_queued_us;	/* when it started waiting */
+	char			 gk_key[48];	/* fairness: "uid:N" or address */
+};
+TAILQ_HEAD(gov_tickets, gov_ticket);
 
 struct request {
 	TAILQ_ENTRY(request)	 req_entry;	/* worker's live requests */
@@ -649,10 +765,27 @@ struct request {
 						   rule that decided (the
 						   generation's), "default",
 						   NULL: the tenant has none */
+	struct gov_ticket	 req_gov;	/* governor.c */
+	uint64_t		 req_queued_us;	/* waited in all, all attempts */
+	unsigned int		 req_attempts;	/* transfers started */
+	unsigned int		 req_retry_after;	/* s, with a 429 of ours */
+	int			 req_audited;	/* request record written */
+	int			 req_has_body;	/* the client framed a body */
+	/* Retries (retry.c). */
+	int			 req_retry;	/* this attempt is to be retried */
+	size_t			 req_retry_discarded;	/* its body, dropped */
+	unsigned int		 req_retry_wait_ms;	/* tenant's Retry-After */
+	/* XQL calls (xql.c). */
+	enum xql_kind		 req_xql;
+	char			*req_xql_id;	/* get_query_results: the query */
+	struct evbuffer		*req_xql_body;	/* the answer, while small */
+	int			 req_xql_gzip;
+	int			 req_xql_big;	/* over xql_capture_max() */
 };
 TAILQ_HEAD(requests, request);
 
 uint64_t request_clock_us(clockid_t);
+uint64_t request_wall_ms(void);
 void	 request_id_new(struct worker *, char [REQUEST_ID_LEN + 1]);
 struct request *request_new(struct listener *, struct evhttp_request *);
 void	 request_finish(struct request *);
@@ -662,8 +795,41 @@ void	 request_reap(evutil_socket_t, short, void *);
 void	 request_end_all(struct worker *, int, const char *);
 void	 request_abandon_all(struct worker *);
 
+/* retry.c */
+int	 retry_status(struct request *);
+int	 retry_error(struct request *, CURL *, CURLcode);
+unsigned int retry_after_ms(const char *);
+unsigned int retry_delay_ms(const struct gov_conf *, unsigned int,
+	    unsigned int, uint32_t);
+
 /* proxy.c */
 void	 proxy_handle(struct evhttp_request *, void *);
+void	 proxy_granted(struct request *);
+
+/*
+ * governor.c: the tenant's budget. Workers admit and release requests
+ * under one lock; the governor's thread runs the queues and their
+ * timers and hands granted requests back to their workers
+ * (WORKER_GRANTED).
+ */
+enum gov_verdict {
+	GOV_GO,		/* send it now */
+	GOV_QUEUED,	/* proxy_granted() once its turn comes */
+	GOV_FULL	/* queue_max waiting already: 429 */
+};
+int	 governor_start(char **);
+void	 governor_stop(void);
+int	 governor_configure(struct config *, char **);
+enum gov_verdict governor_admit(struct request *);
+int	 governor_cancel(struct request *);
+void	 governor_done(struct request *);
+void	 governor_take(struct worker *);
+unsigned int governor_retry_after(const struct request *);
+void	 governor_observe(struct request *, int);
+int	 governor_retry_take(struct request *);
+void	 governor_xql_started(struct request *, const char *, size_t);
+void	 governor_xql_final(struct request *, const char *, size_t);
+void	 governor_render(struct evbuffer *);
 
 /* upstream.c */
 struct upstream_failure {
@@ -701,6 +867,7 @@ struct worker {
 	struct event		*w_reaper;	/* ends finished requests */
 	struct requests		 w_live;
 	struct requests		 w_done;
+	struct gov_tickets	 w_granted;	/* governor.c's lock */
 	size_t			 w_nlive;	/* until audited, flush included */
 	struct signer		 w_signer;
 	struct evbuffer		*w_scratch;	/* chunk staging */
@@ -728,6 +895,7 @@ struct worker {
 #define WORKER_DRAIN		1	/* stop accepting, finish requests */
 #define WORKER_END_NOW		2	/* end what is still running */
 #define WORKER_RECONFIGURE	3	/* put w_next in force */
+#define WORKER_GRANTED		4	/* governor.c: w_granted has more */
 #define WORKER_ENDED		1	/* reported: the loop ended */
 #define WORKER_SWITCHED		2	/* reported: w_next is in force */
 
@@ -736,6 +904,7 @@ int	 worker_start(struct worker *, int);
 void	 worker_stop(struct worker *, int);
 void	 worker_reconfigure(struct worker *, struct config *);
 void	 worker_release(struct worker *, struct config *);
+void	 worker_wake(struct worker *);
 void	 worker_join(struct worker *);
 void	 worker_free(struct worker *);
 
@@ -747,7 +916,14 @@ void	 worker_free(struct worker *);
  * costs the request path next to nothing.
  */
 #define METRICS_MAX_TENANTS	1024	/* tenant names, over the process's life */
+#define METRICS_NBUCKETS	16
 struct metrics_worker;
+
+/* Counts per bucket (not cumulative; the last is +Inf) and their sum. */
+struct metrics_hist {
+	_Atomic uint64_t	 mh_bucket[METRICS_NBUCKETS + 1];
+	_Atomic uint64_t	 mh_sum_us;
+};
 
 static inline void
 metrics_add(_Atomic uint64_t *c, uint64_t n)
@@ -775,6 +951,13 @@ void	 metrics_upstream_done(struct request *, CURL *);
 void	 metrics_reload_result(int);
 void	 metrics_render(struct evbuffer *, const struct config *);
 void	 metrics_label_value(struct evbuffer *, const char *);
+void	 metrics_observe(struct metrics_hist *, uint64_t);
+void	 metrics_family(struct evbuffer *, const char *, const char *,
+	    const char *);
+void	 metrics_tenant_sample(struct evbuffer *, const char *, int,
+	    const char *);
+void	 metrics_histogram(struct evbuffer *, const char *, int,
+	    const uint64_t *, uint64_t);
 
 /* admin.c: the admin listener (metrics, health) on the main thread's loop. */
 int	 admin_start(struct event_base *, struct config *, char **);

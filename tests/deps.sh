@@ -34,13 +34,17 @@ set -eu
 # xdrproxy-audit(1) verifies; zlib1g-dev: it reads rotated .gz files.
 # rsyslog: a real rsyslogd (imtcp, its own config) for tests/t_syslog.sh.
 # passwd: useradd, for the test user of tests/t_priv.sh.
+# libhiredis-dev: the Redis client (with its libevent adapter) of the
+# governor's fleet budget (src/fleet.c); redis-server: the Redis that
+# tests/t_fleet.sh starts, stops and restarts.
 PACKAGES="gcc make autoconf automake libtool pkg-config
 clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libssl-dev libinih-dev libp11-kit-dev
-libjson-c-dev zlib1g-dev
+libjson-c-dev zlib1g-dev libhiredis-dev
 curl openssl ca-certificates gzip procps nghttp2-server nodejs chromium
 netcat-openbsd logrotate socat mandoc strace tinyproxy python3-prometheus-client
-docker.io debootstrap apparmor docker-compose systemd passwd softhsm2 rsyslog"
+docker.io debootstrap apparmor docker-compose systemd passwd softhsm2 rsyslog
+redis-server"
 
 missing=""
 for p in $PACKAGES; do

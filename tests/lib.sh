@@ -185,7 +185,10 @@ start_mock() {
 }
 
 # write_config [EXTRA-TENANT-LINES] [EXTRA-PROXY-LINES]: $T/xdrproxy.conf
-# for tenant acme in front of the mock.
+# for tenant acme in front of the mock. The governor is off unless a test
+# sets GOVERNOR (the tenant's governor lines, last in its section; "" for
+# the defaults): tests of other parts send what they send, when they send
+# it, and see every answer.
 write_config() {
 	cat > "$T/xdrproxy.conf" <<EOF
 [proxy]
@@ -200,6 +203,10 @@ key_file   = $T/api.key
 ca_file    = ${PROXY_CA:-$CA}
 connect_to = 127.0.0.1:${MOCK_PORT:-1}
 ${1:-}
+${GOVERNOR-rate_limit = 0
+retry_max = 0
+xql_max_running = 0
+limit = /* 0}
 EOF
 }
 

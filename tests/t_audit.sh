@@ -29,15 +29,15 @@ ts='"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"'
 head="$AUDIT_RESP$ts"',"request_id":"[0-9a-f]{16}","tenant":"acme","key_id":"42","client":"127\.0\.0\.1:[0-9]+",'
 tail=',"caller":\{"uid":0,"user":"root","gid":0,"group":"root","pid":[0-9]+,"exe":"[^"]+"\},"caller_error":null\}$'
 expect_match "record 1: ok, with its query" "$(rec 1)" \
-    "$head"'"method":"POST","path":"/public_api/v1/incidents/get_incidents/","query":"page=2&x=%22q%22","status":200,"bytes_in":19,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"ok","error":null'"$tail"
+    "$head"'"method":"POST","path":"/public_api/v1/incidents/get_incidents/","query":"page=2&x=%22q%22","status":200,"bytes_in":19,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"queued_ms":0,"attempts":1,"outcome":"ok","error":null'"$tail"
 expect_match "record 2: the tenant's 429 relayed" "$(rec 2)" \
-    "$head"'"method":"POST","path":"/public_api/v1/x/limited/","query":"","status":429,"bytes_in":2,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"ok","error":null'"$tail"
+    "$head"'"method":"POST","path":"/public_api/v1/x/limited/","query":"","status":429,"bytes_in":2,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"queued_ms":0,"attempts":1,"outcome":"ok","error":null'"$tail"
 expect_match "record 3: refused" "$(rec 3)" \
-    "$head"'"method":"GET","path":"/public_api/v1/x/","query":"","status":403,"bytes_in":0,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"proxy_error","error":"browser_request_refused"'"$tail"
+    "$head"'"method":"GET","path":"/public_api/v1/x/","query":"","status":403,"bytes_in":0,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"queued_ms":0,"attempts":0,"outcome":"proxy_error","error":"browser_request_refused"'"$tail"
 expect_match "record 4: upstream timeout" "$(rec 4)" \
-    "$head"'"method":"GET","path":"/public_api/v1/x/slow/","query":"","status":504,"bytes_in":0,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"upstream_error","error":"upstream_timeout"'"$tail"
+    "$head"'"method":"GET","path":"/public_api/v1/x/slow/","query":"","status":504,"bytes_in":0,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"queued_ms":0,"attempts":1,"outcome":"upstream_error","error":"upstream_timeout"'"$tail"
 expect_match "record 5: client aborted" "$(rec 5)" \
-    "$head"'"method":"GET","path":"/public_api/v1/x/gone/","query":"","status":499,"bytes_in":0,"bytes_out":0,"duration_ms":[0-9]+,"outcome":"client_aborted","error":"client_closed"'"$tail"
+    "$head"'"method":"GET","path":"/public_api/v1/x/gone/","query":"","status":499,"bytes_in":0,"bytes_out":0,"duration_ms":[0-9]+,"queued_ms":0,"attempts":1,"outcome":"client_aborted","error":"client_closed"'"$tail"
 expect_match "record 6: PUT with a body" "$(rec 6)" \
     "$head"'"method":"PUT","path":"/public_api/v1/x/put/","query":"","status":200,"bytes_in":100,'
 d4=$(json_num "$(rec 4)" duration_ms)

@@ -49,7 +49,7 @@ else fail "nonce reused"; fi
 wait_num 5 -ge 2 audit_count || fail "no audit records"
 a=$(audit_responses | head -n 1)
 expect_match "audit record" "$a" \
-    "$AUDIT_RESP"'"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z","request_id":"[0-9a-f]{16}","tenant":"acme","key_id":"42","client":"127\.0\.0\.1:[0-9]+","method":"POST","path":"/public_api/v1/incidents/get_incidents/","query":"","status":200,"bytes_in":19,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"outcome":"ok","error":null,"caller":'
+    "$AUDIT_RESP"'"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z","request_id":"[0-9a-f]{16}","tenant":"acme","key_id":"42","client":"127\.0\.0\.1:[0-9]+","method":"POST","path":"/public_api/v1/incidents/get_incidents/","query":"","status":200,"bytes_in":19,"bytes_out":[0-9]+,"duration_ms":[0-9]+,"queued_ms":0,"attempts":1,"outcome":"ok","error":null,"caller":'
 expect_eq "audit bytes_out is the body size" "$(json_num "$a" bytes_out)" \
     "$(stat -c %s "$out")"
 

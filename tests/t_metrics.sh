@@ -161,7 +161,15 @@ wait_for 10 metric_is 'xdrproxy_client_connections{}' 0 ||
 scrape
 expect_eq "the parser read it (stderr empty)" "$(cat "$T/m.pyerr")" ""
 expect_eq "no format problem" "$(grep '^PROBLEM' "$T/m.flat")" ""
-expect_eq "21 families" "$(sed -n 's/^# \([0-9]*\) families$/\1/p' "$T/m.flat")" 21
+expect_eq "30 families" "$(sed -n 's/^# \([0-9]*\) families$/\1/p' "$T/m.flat")" 30
+# The governor's (off here: rate_limit = 0), one series each for acme.
+expect_eq "governor: queue empty" "$(metric 'xdrproxy_queue_depth{tenant="acme"}')" 0
+expect_eq "governor: nothing paced" "$(metric 'xdrproxy_requests_paced_total{tenant="acme"}')" 0
+expect_eq "governor: no rate" "$(metric 'xdrproxy_rate_limit_current{tenant="acme"}')" 0
+expect_eq "governor: no 429 from the tenant" "$(metric 'xdrproxy_tenant_429_total{tenant="acme"}')" 0
+expect_eq "governor: no XQL slot" "$(metric 'xdrproxy_xql_slots_in_use{tenant="acme"}')" 0
+expect_eq "governor: none refused" \
+    "$(metric 'xdrproxy_requests_rate_limited_total{reason="queue_full",tenant="acme"}')" 0
 expect_eq "no policy: nothing denied" \
     "$(metric 'xdrproxy_policy_denied_total{tenant="acme"}')" 0
 r='xdrproxy_requests_total{code="%s",outcome="%s",tenant="acme"}'

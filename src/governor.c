@@ -1,0 +1,1164 @@
+/*
+ * governor.c: each tenant's budget, shared by every worker. A request
+ * that would go over it waits in a queue instead of failing, and goes as
+ * soon as the budget allows.
+ *
+ * A request passes up to three gates, each a FIFO of small tickets
+ * (struct gov_ticket, inside the request):
+ *   lane   its call's own limit (limit = GLOB RATE), one queue per line,
+ *          so a call waiting on its own limit holds up no other call;
+ *   xql    start_xql_query waits for one of xql_max_running slots;
+ *   main   the tenant's rate_limit (GCRA, with burst) and max_concurrent,
+ *          served round-robin across callers (uid, else address), so one
+ *          busy script cannot starve the others.
+ *
+ * Who does what. Everything below is under gov_mu, one small lock that
+ * no system call is made under but a wake-up byte. A worker admits its
+ * request (governor_admit): when nothing waits and the budget allows, it
+ * takes the budget itself and goes on at once; otherwise the ticket is
+ * queued and the governor's thread is woken. That thread owns the timing:
+ * it moves tickets through the gates as budget frees up (gov_run), and
+ * hands each granted ticket to its worker's w_granted list with a
+ * WORKER_GRANTED byte on the worker's control pipe; the worker then
+ * sends it (governor_take -> proxy_granted). A worker releases what a
+ * request holds when the request (or one attempt of it) ends
+ * (governor_done), wherever it was: queued, granted but not taken, or in
+ * flight.
+ *
+ * The state lives by tenant name for the process's life, outside the
+ * configuration generations: a reload changes the settings, never the
+ * budget already used.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "xdrproxy.h"
+
+#define GOV_MAX_TENANTS		METRICS_MAX_TENANTS
+/* AIMD: after a 429 from the tenant, hold the lowered rate this long, then
+   grow it back by GOV_AIMD_STEP of the configured rate each second. */
+#define GOV_AIMD_HOLD_US	(5 * 1000000ULL)
+#define GOV_AIMD_STEP		0.05
+#define GOV_AIMD_FLOOR		(1.0 / 64)
+/* One cut per this long: the 429s of requests already sent count once. */
+#define GOV_AIMD_CUT_GAP_US	(1000000ULL)
+/* Retry budget: retries at most this share of requests over the window. */
+#define GOV_RETRY_WINDOW	10	/* seconds */
+#define GOV_RETRY_RATIO		0.2
+#define GOV_RETRY_FLOOR		3
+
+/* A call's own limit, and the tickets waiting on it. */
+struct gov_lane {
+	TAILQ_ENTRY(gov_lane)	 gl_entry;
+	char			*gl_glob;
+	uint64_t		 gl_interval_us;
+	unsigned int		 gl_burst;
+	uint64_t		 gl_tat_us;	/* GCRA: theoretical arrival */
+	int			 gl_active;	/* in the configuration in force */
+	struct gov_tickets	 gl_queue;
+};
+TAILQ_HEAD(gov_lanes, gov_lane);
+
+/* A caller's tickets in the main queue; in the ring while it has some. */
+struct gov_caller {
+	TAILQ_ENTRY(gov_caller)	 gc_entry;
+	struct gov_tickets	 gc_queue;
+	char			 gc_key[48];
+	int			 gc_static;	/* the tenant's own: not freed */
+};
+TAILQ_HEAD(gov_callers, gov_caller);
+
+/* An XQL slot: a start_xql_query in flight (holder), or a running query. */
+struct gov_slot {
+	TAILQ_ENTRY(gov_slot)	 gs_entry;
+	struct gov_ticket	*gs_holder;	/* NULL once the id is known */
+	uint64_t		 gs_expires_us;
+	char			 gs_id[128];
+};
+TAILQ_HEAD(gov_slots, gov_slot);
+
+struct gov_tenant {
+	char			*gt_name;
+	int			 gt_mslot;	/* metrics.c's slot, or -1 */
+	/* The settings in force (governor_configure). */
+	uint64_t		 gt_interval_us;	/* 0: no rate limit */
+	int			 gt_burst;
+	long			 gt_max_conc;
+	size_t			 gt_queue_max;
+	int			 gt_xql_max;
+	unsigned int		 gt_xql_timeout_ms;
+	/* The budget. */
+	uint64_t		 gt_tat_us;
+	long			 gt_inflight;
+	struct gov_lanes	 gt_lanes;
+	struct gov_tickets	 gt_xqlq;
+	struct gov_callers	 gt_ring;
+	struct gov_caller	 gt_spare;	/* when a caller cannot be made */
+	size_t			 gt_queued;
+	struct gov_slots	 gt_slots;
+	int			 gt_nslots;
+	/* AIMD: the share of gt_interval_us's rate in use now. */
+	double			 gt_factor;
+	uint64_t		 gt_cut_us;
+	uint64_t		 gt_grow_us;
+	/* Retry budget: requests and retries per second, last 10 s. */
+	uint64_t		 gt_sec;
+	uint32_t		 gt_reqs[GOV_RETRY_WINDOW];
+	uint32_t		 gt_retries[GOV_RETRY_WINDOW];
+	/* Counters, for /metrics. */
+	uint64_t		 gt_paced;
+	uint64_t		 gt_full;
+	uint64_t		 gt_timedout;
+	uint64_t		 gt_429;
+	uint64_t		 gt_retried;
+	uint64_t		 gt_retry_denied;
+	struct metrics_hist	 gt_wait;
+};
+
+static pthread_mutex_t		 gov_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct gov_tenant	*gov_tenants[GOV_MAX_TENANTS];
+static int			 gov_ntenants;
+/* The governor's thread and how to wake it. */
+static struct event_base	*gov_base;
+static struct event		*gov_wake_ev;
+static struct event		*gov_timer;
+static int			 gov_pipe[2] = { -1, -1 };
+static pthread_t		 gov_thread;
+static int			 gov_started;
+static atomic_int		 gov_stopping;
+
+static uint64_t
+gov_now_us(void)
+{
+	return request_clock_us(CLOCK_MONOTONIC);
+}
+
+/* Wake the governor's thread; from any thread. */
+static void
+gov_wake(void)
+{
+	unsigned char	 c = 1;
+
+	if (gov_pipe[1] == -1)
+		return;
+	while (write(gov_pipe[1], &c, 1) == -1 && errno == EINTR)
+		;
+}
+
+/* GCRA: when the next request conforms (tat less the burst's tolerance). */
+static uint64_t
+gov_ready_us(uint64_t tat, uint64_t interval, unsigned int burst)
+{
+	uint64_t	 tau = interval * (burst > 0 ? burst - 1 : 0);
+
+	return tat > tau ? tat - tau : 0;
+}
+
+/* GCRA: one request goes at now. */
+static uint64_t
+gov_take(uint64_t tat, uint64_t now, uint64_t interval)
+{
+	return (tat > now ? tat : now) + interval;
+}
+
+/*
+ * The tenant's interval now: the configured one, stretched while AIMD
+ * has the rate lowered. Grows the rate back as time passes.
+ */
+static uint64_t
+gov_interval(struct gov_tenant *gt, uint64_t now)
+{
+	uint64_t	 steps;
+
+	if (gt->gt_factor < 1.0 && now > gt->gt_cut_us + GOV_AIMD_HOLD_US) {
+		if (gt->gt_grow_us < gt->gt_cut_us + GOV_AIMD_HOLD_US)
+			gt->gt_grow_us = gt->gt_cut_us + GOV_AIMD_HOLD_US;
+		steps = (now - gt->gt_grow_us) / 1000000ULL;
+		if (steps > 0) {
+			gt->gt_factor += GOV_AIMD_STEP * (double)steps;
+			gt->gt_grow_us += steps * 1000000ULL;
+			if (gt->gt_factor >= 1.0) {
+				gt->gt_factor = 1.0;
+				log_info("tenant %s: no 429 from the tenant for a "
+				    "while; rate back to %.2f/s", gt->gt_name,
+				    gov_rate_per_s(gt->gt_interval_us));
+			}
+		}
+	}
+	return (uint64_t)((double)gt->gt_interval_us / gt->gt_factor);
+}
+
+/* Keep the retry budget's window at the current second. */
+static void
+gov_window(struct gov_tenant *gt, uint64_t now)
+{
+	uint64_t	 sec = now / 1000000ULL, i;
+
+	if (sec == gt->gt_sec)
+		return;
+	for (i = gt->gt_sec + 1; i <= sec && i <= gt->gt_sec +
+	    GOV_RETRY_WINDOW; i++) {
+		gt->gt_reqs[i % GOV_RETRY_WINDOW] = 0;
+		gt->gt_retries[i % GOV_RETRY_WINDOW] = 0;
+	}
+	gt->gt_sec = sec;
+}
+
+/* Fairness: the caller's uid when known, else its address (no port). */
+static void
+gov_key(const struct request *req, char *key, size_t size)
+{
+	const char	*c = req->req_client, *end;
+
+	if (req->req_caller != NULL && req->req_caller->c_uid >= 0) {
+		snprintf(key, size, "uid:%ld", req->req_caller->c_uid);
+		return;
+	}
+	if (c[0] == '[' && (end = strchr(c, ']')) != NULL)
+		end++;
+	else if ((end = strrchr(c, ':')) == NULL)
+		end = c + strlen(c);
+	snprintf(key, size, "addr:%.*s", (int)(end - c), c);
+}
+
+/* ---- The main queue: round-robin across callers. ---- */
+
+static void
+gov_main_push(struct gov_tenant *gt, struct gov_ticket *tk)
+{
+	struct gov_caller	*gc;
+
+	TAILQ_FOREACH(gc, &gt->gt_ring, gc_entry)
+		if (strcmp(gc->gc_key, tk->gk_key) == 0)
+			break;
+	if (gc == NULL) {
+		if ((gc = calloc(1, sizeof(*gc))) == NULL) {
+			gc = &gt->gt_spare;
+			if (TAILQ_EMPTY(&gc->gc_queue))
+				TAILQ_INSERT_TAIL(&gt->gt_ring, gc, gc_entry);
+		} else {
+			TAILQ_INIT(&gc->gc_queue);
+			snprintf(gc->gc_key, sizeof(gc->gc_key), "%s",
+			    tk->gk_key);
+			TAILQ_INSERT_TAIL(&gt->gt_ring, gc, gc_entry);
+		}
+	}
+	TAILQ_INSERT_TAIL(&gc->gc_queue, tk, gk_entry);
+	tk->gk_caller = gc;
+	tk->gk_state = GK_MAIN;
+}
+
+/* Take tk out of its caller's queue; the caller goes when it is empty. */
+static void
+gov_main_remove(struct gov_tenant *gt, struct gov_ticket *tk)
+{
+	struct gov_caller	*gc = tk->gk_caller;
+
+	TAILQ_REMOVE(&gc->gc_queue, tk, gk_entry);
+	tk->gk_caller = NULL;
+	if (!TAILQ_EMPTY(&gc->gc_queue))
+		return;
+	TAILQ_REMOVE(&gt->gt_ring, gc, gc_entry);
+	if (!gc->gc_static)
+		free(gc);
+}
+
+/* The next ticket in turn: the first caller's first; it goes to the end. */
+static struct gov_ticket *
+gov_main_pop(struct gov_tenant *gt)
+{
+	struct gov_caller	*gc = TAILQ_FIRST(&gt->gt_ring);
+	struct gov_ticket	*tk = TAILQ_FIRST(&gc->gc_queue);
+
+	TAILQ_REMOVE(&gc->gc_queue, tk, gk_entry);
+	tk->gk_caller = NULL;
+	TAILQ_REMOVE(&gt->gt_ring, gc, gc_entry);
+	if (!TAILQ_EMPTY(&gc->gc_queue))
+		TAILQ_INSERT_TAIL(&gt->gt_ring, gc, gc_entry);
+	else if (!gc->gc_static)
+		free(gc);
+	return tk;
+}
+
+/* ---- XQL slots. ---- */
+
+/* Queries that ran past xql_slot_timeout give their slot back. */
+static void
+gov_slots_expire(struct gov_tenant *gt, uint64_t now)
+{
+	struct gov_slot	*gs, *next;
+
+	for (gs = TAILQ_FIRST(&gt->gt_slots); gs != NULL; gs = next) {
+		next = TAILQ_NEXT(gs, gs_entry);
+		if (gs->gs_holder != NULL || gs->gs_expires_us > now)
+			continue;
+		log_info("tenant %s: XQL query %s gave no final status within "
+		    "xql_slot_timeout; its slot is free again", gt->gt_name,
+		    gs->gs_id);
+		TAILQ_REMOVE(&gt->gt_slots, gs, gs_entry);
+		gt->gt_nslots--;
+		free(gs);
+	}
+}
+
+static int
+gov_slot_free(struct gov_tenant *gt)
+{
+	return gt->gt_xql_max == 0 || gt->gt_nslots < gt->gt_xql_max;
+}
+
+/* tk takes a slot (without one if out of memory: never stuck). */
+static void
+gov_slot_take(struct gov_tenant *gt, struct gov_ticket *tk, uint64_t now)
+{
+	struct gov_slot	*gs;
+
+	if ((gs = calloc(1, sizeof(*gs))) == NULL)
+		return;
+	gs->gs_holder = tk;
+	gs->gs_expires_us = now + (uint64_t)gt->gt_xql_timeout_ms * 1000;
+	snprintf(gs->gs_id, sizeof(gs->gs_id), "(starting)");
+	TAILQ_INSERT_TAIL(&gt->gt_slots, gs, gs_entry);
+	gt->gt_nslots++;
+	tk->gk_slot = gs;
+}
+
+static void
+gov_slot_release(struct gov_tenant *gt, struct gov_slot *gs)
+{
+	TAILQ_REMOVE(&gt->gt_slots, gs, gs_entry);
+	gt->gt_nslots--;
+	free(gs);
+}
+
+/* The earliest time a slot frees itself, or UINT64_MAX. */
+static uint64_t
+gov_slots_next(const struct gov_tenant *gt)
+{
+	const struct gov_slot	*gs;
+	uint64_t		 t = UINT64_MAX;
+
+	TAILQ_FOREACH(gs, &gt->gt_slots, gs_entry)
+		if (gs->gs_holder == NULL && gs->gs_expires_us < t)
+			t = gs->gs_expires_us;
+	return t;
+}
+
+/* ---- Granting. ---- */
+
+/* Workers to tell, collected under the lock, told after it. */
+struct gov_wakes {
+	struct worker	*gw_v[64];
+	size_t		 gw_n;
+};
+
+static void
+gov_grant(struct gov_tenant *gt, struct gov_ticket *tk, uint64_t now,
+    struct gov_wakes *gw)
+{
+	struct worker	*w = tk->gk_req->req_worker;
+	uint64_t	 waited = now - tk->gk_queued_us;
+	size_t		 i;
+
+	gt->gt_queued--;
+	gt->gt_inflight++;
+	tk->gk_inflight = 1;
+	tk->gk_queued_us = waited;	/* from now on: how long it waited */
+	gt->gt_paced++;
+	metrics_observe(&gt->gt_wait, waited);
+	tk->gk_state = GK_GRANTED;
+	TAILQ_INSERT_TAIL(&w->w_granted, tk, gk_entry);
+	for (i = 0; i < gw->gw_n; i++)
+		if (gw->gw_v[i] == w)
+			return;
+	if (gw->gw_n < sizeof(gw->gw_v) / sizeof(gw->gw_v[0]))
+		gw->gw_v[gw->gw_n++] = w;
+	else
+		worker_wake(w);
+}
+
+/* After its lane (or at once): the XQL gate, or the main queue. */
+static void
+gov_after_lane(struct gov_tenant *gt, struct gov_ticket *tk)
+{
+	if (tk->gk_xql) {
+		TAILQ_INSERT_TAIL(&gt->gt_xqlq, tk, gk_entry);
+		tk->gk_state = GK_XQL;
+	} else
+		gov_main_push(gt, tk);
+}
+
+/*
+ * Move what can move through gt's gates at now; *next is lowered to when
+ * a gate that holds a ticket back opens by itself.
+ */
+static void
+gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
+    struct gov_wakes *gw)
+{
+	struct gov_lane		*gl;
+	struct gov_ticket	*tk;
+	uint64_t		 t, interval;
+
+	TAILQ_FOREACH(gl, &gt->gt_lanes, gl_entry) {
+		while ((tk = TAILQ_FIRST(&gl->gl_queue)) != NULL) {
+			if (gl->gl_active && gl->gl_interval_us > 0) {
+				t = gov_ready_us(gl->gl_tat_us,
+				    gl->gl_interval_us, gl->gl_burst);
+				if (t > now) {
+					if (t < *next)
+						*next = t;
+					break;
+				}
+				gl->gl_tat_us = gov_take(gl->gl_tat_us, now,
+				    gl->gl_interval_us);
+			}
+			TAILQ_REMOVE(&gl->gl_queue, tk, gk_entry);
+			gov_after_lane(gt, tk);
+		}
+	}
+	gov_slots_expire(gt, now);
+	while ((tk = TAILQ_FIRST(&gt->gt_xqlq)) != NULL) {
+		if (!gov_slot_free(gt)) {
+			if ((t = gov_slots_next(gt)) < *next)
+				*next = t;
+			break;
+		}
+		TAILQ_REMOVE(&gt->gt_xqlq, tk, gk_entry);
+		gov_slot_take(gt, tk, now);
+		gov_main_push(gt, tk);
+	}
+	while (!TAILQ_EMPTY(&gt->gt_ring)) {
+		/* A request that ends wakes the thread again. */
+		if (gt->gt_max_conc > 0 && gt->gt_inflight >= gt->gt_max_conc)
+			break;
+		if (gt->gt_interval_us > 0) {
+			interval = gov_interval(gt, now);
+			t = gov_ready_us(gt->gt_tat_us, interval,
+			    (unsigned int)gt->gt_burst);
+			if (t > now) {
+				if (t < *next)
+					*next = t;
+				break;
+			}
+			gt->gt_tat_us = gov_take(gt->gt_tat_us, now, interval);
+		}
+		gov_grant(gt, gov_main_pop(gt), now, gw);
+	}
+}
+
+/* The governor's thread: woken by a byte, or by its timer (fd -1). */
+static void
+gov_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct gov_wakes	 gw;
+	unsigned char		 buf[64];
+	uint64_t		 now, next = UINT64_MAX, d;
+	struct timeval		 tv;
+	size_t			 i;
+	int			 t;
+
+	(void)what;
+	(void)arg;
+	if (fd != -1)
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+	if (atomic_load(&gov_stopping)) {
+		event_base_loopbreak(gov_base);
+		return;
+	}
+	gw.gw_n = 0;
+	pthread_mutex_lock(&gov_mu);
+	now = gov_now_us();
+	for (t = 0; t < gov_ntenants; t++)
+		if (gov_tenants[t]->gt_queued > 0)
+			gov_dispatch(gov_tenants[t], now, &next, &gw);
+	pthread_mutex_unlock(&gov_mu);
+	for (i = 0; i < gw.gw_n; i++)
+		worker_wake(gw.gw_v[i]);
+	if (next == UINT64_MAX) {
+		evtimer_del(gov_timer);
+		return;
+	}
+	d = next > now ? next - now : 0;
+	tv.tv_sec = (time_t)(d / 1000000);
+	tv.tv_usec = (suseconds_t)(d % 1000000);
+	evtimer_add(gov_timer, &tv);
+}
+
+static void *
+gov_main(void *arg)
+{
+	(void)arg;
+	event_base_dispatch(gov_base);
+	return NULL;
+}
+
+/* The governor's thread, before any worker runs. */
+int
+governor_start(char **cause)
+{
+	struct event_config	*ec;
+
+	*cause = NULL;
+	if (pipe2(gov_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+		if (asprintf(cause, "pipe: %s", strerror(errno)) == -1)
+			*cause = NULL;
+		return -1;
+	}
+	/* Microsecond timers: the pace of a fast rate is finer than 1 ms. */
+	if ((ec = event_config_new()) == NULL)
+		goto nomem;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	gov_base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (gov_base == NULL ||
+	    (gov_wake_ev = event_new(gov_base, gov_pipe[0],
+	    EV_READ | EV_PERSIST, gov_run, NULL)) == NULL ||
+	    event_add(gov_wake_ev, NULL) == -1 ||
+	    (gov_timer = evtimer_new(gov_base, gov_run, NULL)) == NULL)
+		goto nomem;
+	if (pthread_create(&gov_thread, NULL, gov_main, NULL) != 0) {
+		*cause = strdup("pthread_create failed");
+		return -1;
+	}
+	gov_started = 1;
+	return 0;
+nomem:
+	*cause = strdup("libevent: out of memory");
+	return -1;
+}
+
+static void
+gov_tenant_free(struct gov_tenant *gt)
+{
+	struct gov_lane		*gl;
+	struct gov_caller	*gc;
+	struct gov_slot		*gs;
+
+	while ((gl = TAILQ_FIRST(&gt->gt_lanes)) != NULL) {
+		TAILQ_REMOVE(&gt->gt_lanes, gl, gl_entry);
+		free(gl->gl_glob);
+		free(gl);
+	}
+	while ((gc = TAILQ_FIRST(&gt->gt_ring)) != NULL) {
+		TAILQ_REMOVE(&gt->gt_ring, gc, gc_entry);
+		if (!gc->gc_static)
+			free(gc);
+	}
+	while ((gs = TAILQ_FIRST(&gt->gt_slots)) != NULL) {
+		TAILQ_REMOVE(&gt->gt_slots, gs, gs_entry);
+		free(gs);
+	}
+	free(gt->gt_name);
+	free(gt);
+}
+
+/* At exit, every worker freed (no ticket is left anywhere). */
+void
+governor_stop(void)
+{
+	int	 t;
+
+	if (gov_started) {
+		atomic_store(&gov_stopping, 1);
+		gov_wake();
+		pthread_join(gov_thread, NULL);
+		gov_started = 0;
+	}
+	if (gov_timer != NULL)
+		event_free(gov_timer);
+	if (gov_wake_ev != NULL)
+		event_free(gov_wake_ev);
+	if (gov_base != NULL)
+		event_base_free(gov_base);
+	gov_timer = gov_wake_ev = NULL;
+	gov_base = NULL;
+	if (gov_pipe[0] != -1)
+		close(gov_pipe[0]);
+	if (gov_pipe[1] != -1)
+		close(gov_pipe[1]);
+	gov_pipe[0] = gov_pipe[1] = -1;
+	for (t = 0; t < gov_ntenants; t++)
+		gov_tenant_free(gov_tenants[t]);
+	gov_ntenants = 0;
+}
+
+static struct gov_tenant *
+gov_tenant_get(const struct tenant *tn)
+{
+	struct gov_tenant	*gt;
+	int			 t;
+
+	for (t = 0; t < gov_ntenants; t++)
+		if (strcmp(gov_tenants[t]->gt_name, tn->tn_name) == 0)
+			return gov_tenants[t];
+	if (gov_ntenants == GOV_MAX_TENANTS ||
+	    (gt = calloc(1, sizeof(*gt))) == NULL)
+		return NULL;
+	if ((gt->gt_name = strdup(tn->tn_name)) == NULL) {
+		free(gt);
+		return NULL;
+	}
+	TAILQ_INIT(&gt->gt_lanes);
+	TAILQ_INIT(&gt->gt_xqlq);
+	TAILQ_INIT(&gt->gt_ring);
+	TAILQ_INIT(&gt->gt_slots);
+	TAILQ_INIT(&gt->gt_spare.gc_queue);
+	snprintf(gt->gt_spare.gc_key, sizeof(gt->gt_spare.gc_key), "(spare)");
+	gt->gt_spare.gc_static = 1;
+	gt->gt_factor = 1.0;
+	gt->gt_mslot = tn->tn_metrics_slot;
+	gov_tenants[gov_ntenants++] = gt;
+	return gt;
+}
+
+/* The lane of a limit line, made if new; NULL if out of memory. */
+static struct gov_lane *
+gov_lane_get(struct gov_tenant *gt, const struct gov_limit_conf *glc)
+{
+	struct gov_lane	*gl;
+
+	TAILQ_FOREACH(gl, &gt->gt_lanes, gl_entry)
+		if (strcmp(gl->gl_glob, glc->glc_glob) == 0)
+			return gl;
+	if ((gl = calloc(1, sizeof(*gl))) == NULL)
+		return NULL;
+	if ((gl->gl_glob = strdup(glc->glc_glob)) == NULL) {
+		free(gl);
+		return NULL;
+	}
+	TAILQ_INIT(&gl->gl_queue);
+	TAILQ_INSERT_TAIL(&gt->gt_lanes, gl, gl_entry);
+	return gl;
+}
+
+/*
+ * Main thread, before cf is put in force (at start, and on a reload, with
+ * metrics_register() done): each tenant of cf finds its state by name and
+ * gets cf's settings; each limit line finds its lane.
+ */
+int
+governor_configure(struct config *cf, char **cause)
+{
+	struct tenant		*tn;
+	struct gov_tenant	*gt;
+	struct gov_lane		*gl;
+	struct gov_limit_conf	*glc;
+	size_t			 i;
+	int			 rc = 0;
+
+	*cause = NULL;
+	pthread_mutex_lock(&gov_mu);
+	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
+		if ((gt = gov_tenant_get(tn)) == NULL) {
+			rc = -1;
+			break;
+		}
+		tn->tn_gov_state = gt;
+		gt->gt_mslot = tn->tn_metrics_slot;
+		if (gt->gt_interval_us != tn->tn_gov.gc_rate.gr_interval_us)
+			gt->gt_factor = 1.0;
+		gt->gt_interval_us = tn->tn_gov.gc_rate.gr_interval_us;
+		gt->gt_burst = tn->tn_gov.gc_burst;
+		gt->gt_max_conc = tn->tn_gov.gc_max_concurrent;
+		gt->gt_queue_max = tn->tn_gov.gc_queue_max;
+		gt->gt_xql_max = tn->tn_gov.gc_xql_max;
+		gt->gt_xql_timeout_ms = tn->tn_gov.gc_xql_slot_timeout;
+		TAILQ_FOREACH(gl, &gt->gt_lanes, gl_entry)
+			gl->gl_active = 0;
+		for (i = 0; i < tn->tn_gov.gc_nlimits; i++) {
+			glc = &tn->tn_gov.gc_limits[i];
+			if ((gl = gov_lane_get(gt, glc)) == NULL) {
+				rc = -1;
+				break;
+			}
+			/* The first line for a glob is the one that applies. */
+			if (!gl->gl_active) {
+				gl->gl_active = 1;
+				gl->gl_interval_us = glc->glc_rate.gr_interval_us;
+				gl->gl_burst = glc->glc_burst;
+			}
+			glc->glc_lane = gl;
+		}
+		if (rc == -1)
+			break;
+	}
+	pthread_mutex_unlock(&gov_mu);
+	if (rc == -1) {
+		*cause = strdup("governor: out of memory");
+		return -1;
+	}
+	/* New settings may open a gate. */
+	gov_wake();
+	return 0;
+}
+
+/*
+ * The path as limit globs see it: canonical (policy_canon), into buf, or
+ * a copy to free in *big; the raw path if it has a spelling rules refuse.
+ */
+static const char *
+gov_path(const struct request *req, char *buf, size_t size, char **big,
+    size_t *len)
+{
+	const char	*why;
+	char		*out = buf;
+
+	*big = NULL;
+	*len = req->req_path_len;
+	if (*len >= size && (out = *big = malloc(*len + 1)) == NULL)
+		return req->req_uri;
+	if (policy_canon(req->req_uri, *len, out, &why) == -1)
+		return req->req_uri;
+	*len = strlen(out);
+	return out;
+}
+
+/*
+ * Does req go now (budget taken), wait (queued: proxy_granted() later)
+ * or find the queue full? Worker thread; req_gov is set up here.
+ */
+enum gov_verdict
+governor_admit(struct request *req)
+{
+	struct tenant			*tn = req->req_tenant;
+	struct gov_tenant		*gt = tn->tn_gov_state;
+	struct gov_ticket		*tk = &req->req_gov;
+	const struct gov_limit_conf	*glc;
+	struct gov_lane			*gl;
+	const char			*path;
+	char				 buf[1024], *big;
+	uint64_t			 now, interval = 0;
+	size_t				 len;
+	int				 lane_ok, xql_ok, main_ok;
+
+	memset(tk, 0, sizeof(*tk));
+	tk->gk_req = req;
+	if (gt == NULL)
+		return GOV_GO;
+	path = gov_path(req, buf, sizeof(buf), &big, &len);
+	glc = gov_limit_find(&tn->tn_gov, path, len);
+	gl = glc != NULL && glc->glc_rate.gr_interval_us > 0 ?
+	    glc->glc_lane : NULL;
+	tk->gk_xql = tn->tn_gov.gc_xql_max > 0 && xql_kind(path, len) ==
+	    XQL_START;
+	free(big);
+	if (gl == NULL && !tk->gk_xql &&
+	    tn->tn_gov.gc_rate.gr_interval_us == 0 &&
+	    tn->tn_gov.gc_max_concurrent == 0)
+		return GOV_GO;	/* nothing to wait for: no lock taken */
+	tk->gk_lane = gl;
+	gov_key(req, tk->gk_key, sizeof(tk->gk_key));
+
+	pthread_mutex_lock(&gov_mu);
+	now = gov_now_us();
+	tk->gk_tenant = gt;
+	if (req->req_attempts == 0) {
+		gov_window(gt, now);
+		gt->gt_reqs[gt->gt_sec % GOV_RETRY_WINDOW]++;
+	}
+	lane_ok = gl == NULL || !gl->gl_active || gl->gl_interval_us == 0 ||
+	    (TAILQ_EMPTY(&gl->gl_queue) && gov_ready_us(gl->gl_tat_us,
+	    gl->gl_interval_us, gl->gl_burst) <= now);
+	if (tk->gk_xql)
+		gov_slots_expire(gt, now);
+	xql_ok = !tk->gk_xql || (TAILQ_EMPTY(&gt->gt_xqlq) &&
+	    gov_slot_free(gt));
+	main_ok = TAILQ_EMPTY(&gt->gt_ring) && (gt->gt_max_conc == 0 ||
+	    gt->gt_inflight < gt->gt_max_conc);
+	if (main_ok && gt->gt_interval_us > 0) {
+		interval = gov_interval(gt, now);
+		main_ok = gov_ready_us(gt->gt_tat_us, interval,
+		    (unsigned int)gt->gt_burst) <= now;
+	}
+	if (lane_ok && xql_ok && main_ok) {
+		if (gl != NULL && gl->gl_active && gl->gl_interval_us > 0)
+			gl->gl_tat_us = gov_take(gl->gl_tat_us, now,
+			    gl->gl_interval_us);
+		if (tk->gk_xql)
+			gov_slot_take(gt, tk, now);
+		if (gt->gt_interval_us > 0)
+			gt->gt_tat_us = gov_take(gt->gt_tat_us, now, interval);
+		gt->gt_inflight++;
+		tk->gk_inflight = 1;
+		tk->gk_state = GK_HELD;
+		pthread_mutex_unlock(&gov_mu);
+		return GOV_GO;
+	}
+	if (gt->gt_queued >= gt->gt_queue_max) {
+		gt->gt_full++;
+		tk->gk_tenant = NULL;
+		pthread_mutex_unlock(&gov_mu);
+		return GOV_FULL;
+	}
+	tk->gk_queued_us = now;
+	gt->gt_queued++;
+	if (gl != NULL) {
+		TAILQ_INSERT_TAIL(&gl->gl_queue, tk, gk_entry);
+		tk->gk_state = GK_LANE;
+	} else
+		gov_after_lane(gt, tk);
+	pthread_mutex_unlock(&gov_mu);
+	gov_wake();
+	return GOV_QUEUED;
+}
+
+/* Take tk out of whichever queue holds it. Under the lock. */
+static void
+gov_unqueue(struct gov_tenant *gt, struct gov_ticket *tk)
+{
+	switch (tk->gk_state) {
+	case GK_LANE:
+		TAILQ_REMOVE(&tk->gk_lane->gl_queue, tk, gk_entry);
+		break;
+	case GK_XQL:
+		TAILQ_REMOVE(&gt->gt_xqlq, tk, gk_entry);
+		break;
+	case GK_MAIN:
+		gov_main_remove(gt, tk);
+		break;
+	default:
+		return;
+	}
+	gt->gt_queued--;
+	if (tk->gk_slot != NULL) {
+		gov_slot_release(gt, tk->gk_slot);
+		tk->gk_slot = NULL;
+	}
+	tk->gk_state = GK_NONE;
+}
+
+/*
+ * queue_timeout passed (worker thread): 0 if req was still waiting and
+ * is out of the queue now; -1 if it was granted meanwhile.
+ */
+int
+governor_cancel(struct request *req)
+{
+	struct gov_ticket	*tk = &req->req_gov;
+	struct gov_tenant	*gt = tk->gk_tenant;
+	int			 rc = -1;
+
+	if (gt == NULL)
+		return -1;
+	pthread_mutex_lock(&gov_mu);
+	if (tk->gk_state == GK_LANE || tk->gk_state == GK_XQL ||
+	    tk->gk_state == GK_MAIN) {
+		gov_unqueue(gt, tk);
+		req->req_queued_us += gov_now_us() - tk->gk_queued_us;
+		gt->gt_timedout++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&gov_mu);
+	if (rc == 0)
+		gov_wake();	/* the rest of the queue may move */
+	return rc;
+}
+
+/*
+ * The request, or this attempt of it, is over (worker thread): give back
+ * what it holds and take it out of any queue or grant list.
+ */
+void
+governor_done(struct request *req)
+{
+	struct gov_ticket	*tk = &req->req_gov;
+	struct gov_tenant	*gt = tk->gk_tenant;
+	int			 wake;
+
+	if (gt == NULL)
+		return;
+	pthread_mutex_lock(&gov_mu);
+	if (tk->gk_state == GK_GRANTED)
+		TAILQ_REMOVE(&req->req_worker->w_granted, tk, gk_entry);
+	else
+		gov_unqueue(gt, tk);
+	if (tk->gk_inflight) {
+		gt->gt_inflight--;
+		tk->gk_inflight = 0;
+	}
+	if (tk->gk_slot != NULL) {
+		gov_slot_release(gt, tk->gk_slot);
+		tk->gk_slot = NULL;
+	}
+	tk->gk_state = GK_NONE;
+	tk->gk_tenant = NULL;
+	wake = gt->gt_queued > 0;
+	pthread_mutex_unlock(&gov_mu);
+	if (wake)
+		gov_wake();
+}
+
+/* WORKER_GRANTED (worker thread): send what the governor granted. */
+void
+governor_take(struct worker *w)
+{
+	struct gov_tickets	 list;
+	struct gov_ticket	*tk;
+
+	TAILQ_INIT(&list);
+	pthread_mutex_lock(&gov_mu);
+	while ((tk = TAILQ_FIRST(&w->w_granted)) != NULL) {
+		TAILQ_REMOVE(&w->w_granted, tk, gk_entry);
+		tk->gk_state = GK_HELD;
+		tk->gk_req->req_queued_us += tk->gk_queued_us;
+		TAILQ_INSERT_TAIL(&list, tk, gk_entry);
+	}
+	pthread_mutex_unlock(&gov_mu);
+	while ((tk = TAILQ_FIRST(&list)) != NULL) {
+		TAILQ_REMOVE(&list, tk, gk_entry);
+		proxy_granted(tk->gk_req);
+	}
+}
+
+/*
+ * Retry-After for a 429 of xdrproxy's: about when the queue ahead would
+ * have drained, in whole seconds, at least 1.
+ */
+unsigned int
+governor_retry_after(const struct request *req)
+{
+	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
+	uint64_t		 us;
+
+	if (gt == NULL)
+		return 1;
+	pthread_mutex_lock(&gov_mu);
+	us = (uint64_t)(gt->gt_queued + 1) * gov_interval(gt, gov_now_us());
+	pthread_mutex_unlock(&gov_mu);
+	us = (us + 999999) / 1000000;
+	return us < 1 ? 1 : us > 3600 ? 3600 : (unsigned int)us;
+}
+
+/*
+ * The tenant's status for one attempt (worker thread, may be inside a
+ * libcurl callback: no more than the lock). A 429 means others use the
+ * same budget: halve the rate (AIMD), at most once a second.
+ */
+void
+governor_observe(struct request *req, int status)
+{
+	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
+	uint64_t		 now, interval;
+
+	if (gt == NULL || status != 429)
+		return;
+	pthread_mutex_lock(&gov_mu);
+	now = gov_now_us();
+	gt->gt_429++;
+	if (gt->gt_interval_us > 0 && now > gt->gt_cut_us +
+	    GOV_AIMD_CUT_GAP_US) {
+		interval = gov_interval(gt, now);
+		gt->gt_factor /= 2;
+		if (gt->gt_factor < GOV_AIMD_FLOOR)
+			gt->gt_factor = GOV_AIMD_FLOOR;
+		gt->gt_cut_us = now;
+		gt->gt_grow_us = now;
+		/*
+		 * The tenant has no budget left: no burst now. The next
+		 * request waits a whole new interval (the burst's tolerance
+		 * grew with it).
+		 */
+		interval = gov_interval(gt, now);
+		if (gt->gt_tat_us < now + interval * (uint64_t)gt->gt_burst)
+			gt->gt_tat_us = now + interval * (uint64_t)gt->gt_burst;
+		log_warnx("tenant %s: the tenant answered 429 (its budget is "
+		    "used by others too); rate lowered to %.2f/s for a while",
+		    gt->gt_name, gov_rate_per_s(gt->gt_interval_us) *
+		    gt->gt_factor);
+	}
+	pthread_mutex_unlock(&gov_mu);
+}
+
+/*
+ * May req be retried? The retry budget: retries at most 20% of the
+ * requests of the last 10 s, and at least 3. Counts the retry if so.
+ */
+int
+governor_retry_take(struct request *req)
+{
+	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
+	uint64_t		 reqs = 0, retries = 0, allowed;
+	size_t			 i;
+	int			 ok;
+
+	if (gt == NULL)
+		return 1;
+	pthread_mutex_lock(&gov_mu);
+	gov_window(gt, gov_now_us());
+	for (i = 0; i < GOV_RETRY_WINDOW; i++) {
+		reqs += gt->gt_reqs[i];
+		retries += gt->gt_retries[i];
+	}
+	allowed = (uint64_t)((double)reqs * GOV_RETRY_RATIO);
+	if (allowed < GOV_RETRY_FLOOR)
+		allowed = GOV_RETRY_FLOOR;
+	if ((ok = retries < allowed)) {
+		gt->gt_retries[gt->gt_sec % GOV_RETRY_WINDOW]++;
+		gt->gt_retried++;
+	} else
+		gt->gt_retry_denied++;
+	pthread_mutex_unlock(&gov_mu);
+	return ok;
+}
+
+/* start_xql_query answered a query id: the slot is that query's now. */
+void
+governor_xql_started(struct request *req, const char *id, size_t len)
+{
+	struct gov_ticket	*tk = &req->req_gov;
+	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
+	struct gov_slot		*gs;
+
+	if (gt == NULL)
+		return;
+	pthread_mutex_lock(&gov_mu);
+	if ((gs = tk->gk_slot) != NULL) {
+		gs->gs_holder = NULL;
+		gs->gs_expires_us = gov_now_us() +
+		    (uint64_t)gt->gt_xql_timeout_ms * 1000;
+		if (len >= sizeof(gs->gs_id))
+			len = sizeof(gs->gs_id) - 1;
+		memcpy(gs->gs_id, id, len);
+		gs->gs_id[len] = '\0';
+		tk->gk_slot = NULL;
+	}
+	pthread_mutex_unlock(&gov_mu);
+}
+
+/* get_query_results reported a final status for query id: its slot frees. */
+void
+governor_xql_final(struct request *req, const char *id, size_t len)
+{
+	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
+	struct gov_slot		*gs;
+	int			 wake = 0;
+
+	if (gt == NULL)
+		return;
+	pthread_mutex_lock(&gov_mu);
+	TAILQ_FOREACH(gs, &gt->gt_slots, gs_entry) {
+		if (gs->gs_holder == NULL && strlen(gs->gs_id) == len &&
+		    memcmp(gs->gs_id, id, len) == 0) {
+			gov_slot_release(gt, gs);
+			wake = gt->gt_queued > 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&gov_mu);
+	if (wake)
+		gov_wake();
+}
+
+/* ---- /metrics (main thread). ---- */
+
+struct gov_snap {
+	int		 gs_mslot;
+	uint64_t	 gs_queued, gs_paced, gs_full, gs_timedout, gs_429;
+	uint64_t	 gs_retried, gs_retry_denied;
+	int		 gs_nslots;
+	double		 gs_rate;
+	uint64_t	 gs_wait[METRICS_NBUCKETS + 1], gs_wait_us;
+};
+
+void
+governor_render(struct evbuffer *b)
+{
+	struct gov_snap		*sn;
+	struct gov_tenant	*gt;
+	uint64_t		 now;
+	int			 n, t, i;
+
+	pthread_mutex_lock(&gov_mu);
+	n = gov_ntenants;
+	if ((sn = calloc((size_t)(n > 0 ? n : 1), sizeof(*sn))) == NULL) {
+		pthread_mutex_unlock(&gov_mu);
+		return;
+	}
+	now = gov_now_us();
+	for (t = 0; t < n; t++) {
+		gt = gov_tenants[t];
+		sn[t].gs_mslot = gt->gt_mslot;
+		sn[t].gs_queued = gt->gt_queued;
+		sn[t].gs_paced = gt->gt_paced;
+		sn[t].gs_full = gt->gt_full;
+		sn[t].gs_timedout = gt->gt_timedout;
+		sn[t].gs_429 = gt->gt_429;
+		sn[t].gs_retried = gt->gt_retried;
+		sn[t].gs_retry_denied = gt->gt_retry_denied;
+		sn[t].gs_nslots = gt->gt_nslots;
+		sn[t].gs_rate = gt->gt_interval_us == 0 ? 0 :
+		    gov_rate_per_s(gov_interval(gt, now));
+		for (i = 0; i <= METRICS_NBUCKETS; i++)
+			sn[t].gs_wait[i] = metrics_get(
+			    &gt->gt_wait.mh_bucket[i]);
+		sn[t].gs_wait_us = metrics_get(&gt->gt_wait.mh_sum_us);
+	}
+	pthread_mutex_unlock(&gov_mu);
+
+#define GOV_FAMILY(name, type, help, fmt, expr) do {			\
+	metrics_family(b, name, type, help);				\
+	for (t = 0; t < n; t++) {					\
+		if (sn[t].gs_mslot < 0)					\
+			continue;					\
+		metrics_tenant_sample(b, name, sn[t].gs_mslot, NULL);	\
+		evbuffer_add_printf(b, fmt "\n", expr);			\
+	}								\
+} while (0)
+	GOV_FAMILY("xdrproxy_queue_depth", "gauge", "Requests waiting in "
+	    "the governor's queues for the tenant's budget.", "%" PRIu64,
+	    sn[t].gs_queued);
+	metrics_family(b, "xdrproxy_queue_wait_seconds", "histogram",
+	    "How long requests that waited for the tenant's budget waited.");
+	for (t = 0; t < n; t++)
+		if (sn[t].gs_mslot >= 0)
+			metrics_histogram(b, "xdrproxy_queue_wait_seconds",
+			    sn[t].gs_mslot, sn[t].gs_wait, sn[t].gs_wait_us);
+	GOV_FAMILY("xdrproxy_requests_paced_total", "counter", "Requests "
+	    "that waited in the governor's queue and were then sent.",
+	    "%" PRIu64, sn[t].gs_paced);
+	metrics_family(b, "xdrproxy_requests_rate_limited_total", "counter",
+	    "Requests xdrproxy answered 429 rate_limited itself: the queue "
+	    "was full (queue_max), or the wait passed queue_timeout.");
+	for (t = 0; t < n; t++) {
+		if (sn[t].gs_mslot < 0)
+			continue;
+		metrics_tenant_sample(b, "xdrproxy_requests_rate_limited_total",
+		    sn[t].gs_mslot, "reason=\"queue_full\"");
+		evbuffer_add_printf(b, "%" PRIu64 "\n", sn[t].gs_full);
+		metrics_tenant_sample(b, "xdrproxy_requests_rate_limited_total",
+		    sn[t].gs_mslot, "reason=\"queue_timeout\"");
+		evbuffer_add_printf(b, "%" PRIu64 "\n", sn[t].gs_timedout);
+	}
+	GOV_FAMILY("xdrproxy_tenant_429_total", "counter", "429 answers "
+	    "from the tenant itself (its budget is shared with others).",
+	    "%" PRIu64, sn[t].gs_429);
+	GOV_FAMILY("xdrproxy_rate_limit_current", "gauge", "The rate the "
+	    "governor paces the tenant at now, in requests per second (AIMD "
+	    "lowers it after 429s from the tenant); 0: no rate_limit.",
+	    "%.3f", sn[t].gs_rate);
+	GOV_FAMILY("xdrproxy_xql_slots_in_use", "gauge", "XQL queries "
+	    "started through xdrproxy and not yet finished.", "%d",
+	    sn[t].gs_nslots);
+	GOV_FAMILY("xdrproxy_retries_total", "counter", "Attempts sent "
+	    "again to the tenant (fresh signature each).", "%" PRIu64,
+	    sn[t].gs_retried);
+	GOV_FAMILY("xdrproxy_retries_denied_total", "counter", "Retries not "
+	    "made because the retry budget (20% of requests over 10 s) was "
+	    "spent.", "%" PRIu64, sn[t].gs_retry_denied);
+#undef GOV_FAMILY
+	free(sn);
+}
