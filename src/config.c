@@ -1462,6 +1462,7 @@ config_free(struct config *cf)
 	gov_conf_free(&cf->cf_gov);
 	free(cf->cf_rate_backend);
 	free(cf->cf_redis_password_file);
+	keystore_free(cf->cf_redis_password);
 	free(cf);
 }
 
@@ -1742,6 +1743,8 @@ config_validate(struct config_parse *cp)
 		goto nomem;
 	cf->cf_rate_backend_line = config_key_line(config_proxy_keys,
 	    cf->cf_seen, "rate_backend");
+	cf->cf_redis_password_line = config_key_line(config_proxy_keys,
+	    cf->cf_seen, "redis_password_file");
 	if (cf->cf_redis_password_file != NULL &&
 	    (cf->cf_rate_backend == NULL ||
 	    strcmp(cf->cf_rate_backend, "local") == 0)) {

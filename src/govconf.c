@@ -245,9 +245,11 @@ gov_backend_parse(const char *s, struct gov_backend *gb, const char **why)
 		gb->gb_kind = GOV_BACKEND_REDIS;
 		p = s + 8;
 	} else if (strncmp(s, "rediss://", 9) == 0) {
-		gb->gb_kind = GOV_BACKEND_REDIS;
-		gb->gb_tls = 1;
-		p = s + 9;
+		/* hiredis 0.14 (Debian 12) has no TLS: no hiredis_ssl. */
+		*why = "rediss:// (TLS) is not supported by the hiredis this "
+		    "xdrproxy is built with (Debian 12's 0.14 has no TLS): reach "
+		    "Redis through unix:/PATH, or a TLS tunnel on loopback";
+		return -1;
 	} else {
 		*why = "expected redis://HOST:PORT[/DB], rediss://HOST:PORT[/DB] "
 		    "or unix:/PATH";

@@ -43,6 +43,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/rand.h>
 
 #include "xdrproxy.h"
 
@@ -54,6 +55,8 @@
 #define GOV_AIMD_FLOOR		(1.0 / 64)
 /* One cut per this long: the 429s of requests already sent count once. */
 #define GOV_AIMD_CUT_GAP_US	(1000000ULL)
+/* With XQL slots in Redis, how often a start waiting for one asks again. */
+#define GOV_SLOT_POLL_US	(250 * 1000ULL)
 /* Retry budget: retries at most this share of requests over the window. */
 #define GOV_RETRY_WINDOW	10	/* seconds */
 #define GOV_RETRY_RATIO		0.2
@@ -62,7 +65,11 @@
 /* A call's own limit, and the tickets waiting on it. */
 struct gov_lane {
 	TAILQ_ENTRY(gov_lane)	 gl_entry;
+	struct gov_tenant	*gl_tenant;
 	char			*gl_glob;
+	char			*gl_key;	/* Redis: xdrproxy:{T}:lane:GLOB */
+	int			 gl_asking;	/* Redis asked, no answer yet */
+	uint64_t		 gl_remote_at;	/* Redis said: not before */
 	uint64_t		 gl_interval_us;
 	unsigned int		 gl_burst;
 	uint64_t		 gl_tat_us;	/* GCRA: theoretical arrival */
@@ -84,14 +91,31 @@ TAILQ_HEAD(gov_callers, gov_caller);
 struct gov_slot {
 	TAILQ_ENTRY(gov_slot)	 gs_entry;
 	struct gov_ticket	*gs_holder;	/* NULL once the id is known */
+	int			 gs_remote;	/* also held in Redis, as gs_id */
 	uint64_t		 gs_expires_us;
 	char			 gs_id[128];
 };
 TAILQ_HEAD(gov_slots, gov_slot);
 
+/* What a worker leaves for the governor's thread to tell Redis. */
+struct gov_op {
+	TAILQ_ENTRY(gov_op)	 go_entry;
+	char			*go_key;
+	char			*go_member;
+	char			*go_id;	/* NULL: give the slot back */
+};
+TAILQ_HEAD(gov_ops, gov_op);
+
 struct gov_tenant {
 	char			*gt_name;
 	int			 gt_mslot;	/* metrics.c's slot, or -1 */
+	char			*gt_key;	/* Redis: xdrproxy:{T}:rate */
+	char			*gt_xql_key;	/* Redis: xdrproxy:{T}:xql */
+	int			 gt_asking;	/* the rate: Redis asked */
+	uint64_t		 gt_remote_at;
+	int			 gt_xql_asking;	/* a slot: Redis asked */
+	uint64_t		 gt_xql_remote_at;
+	char			 gt_xql_member[64];	/* the slot asked for */
 	/* The settings in force (governor_configure). */
 	uint64_t		 gt_interval_us;	/* 0: no rate limit */
 	int			 gt_burst;
@@ -138,6 +162,17 @@ static int			 gov_pipe[2] = { -1, -1 };
 static pthread_t		 gov_thread;
 static int			 gov_started;
 static atomic_int		 gov_stopping;
+/*
+ * The fleet's budget in Redis (fleet.c): gov_remote while it is up;
+ * gov_share, the fleet_size to divide the rate by while a configured
+ * backend is down (1 without one). Under gov_mu.
+ */
+static int			 gov_remote;
+static int			 gov_backend;
+static int			 gov_share = 1;
+static struct gov_ops		 gov_ops = TAILQ_HEAD_INITIALIZER(gov_ops);
+static uint64_t			 gov_instance;	/* names our XQL slots */
+static uint64_t			 gov_member_seq;
 
 static uint64_t
 gov_now_us(void)
@@ -198,6 +233,18 @@ gov_interval(struct gov_tenant *gt, uint64_t now)
 		}
 	}
 	return (uint64_t)((double)gt->gt_interval_us / gt->gt_factor);
+}
+
+/*
+ * The pace when this instance decides alone: the tenant's interval, or,
+ * while a configured rate backend is down, its local share of the budget
+ * (rate_limit / fleet_size).
+ */
+static uint64_t
+gov_local(uint64_t interval)
+{
+	return gov_backend && !gov_remote ? interval * (uint64_t)gov_share :
+	    interval;
 }
 
 /* Keep the retry budget's window at the current second. */
@@ -316,7 +363,13 @@ gov_slots_expire(struct gov_tenant *gt, uint64_t now)
 static int
 gov_slot_free(struct gov_tenant *gt)
 {
-	return gt->gt_xql_max == 0 || gt->gt_nslots < gt->gt_xql_max;
+	int	 max = gt->gt_xql_max;
+
+	/* A configured backend is down: our share of the slots. */
+	if (gov_backend && !gov_remote && max > 0 &&
+	    (max /= gov_share) < 1)
+		max = 1;
+	return gt->gt_xql_max == 0 || gt->gt_nslots < max;
 }
 
 /* tk takes a slot (without one if out of memory: never stuck). */
@@ -335,9 +388,34 @@ gov_slot_take(struct gov_tenant *gt, struct gov_ticket *tk, uint64_t now)
 	tk->gk_slot = gs;
 }
 
+/* Something for the governor's thread to tell Redis (gov_ops_flush). */
+static void
+gov_op_add(const char *key, const char *member, const char *id)
+{
+	struct gov_op	*op;
+
+	if ((op = calloc(1, sizeof(*op))) == NULL ||
+	    (op->go_key = strdup(key)) == NULL ||
+	    (op->go_member = strdup(member)) == NULL ||
+	    (id != NULL && (op->go_id = strdup(id)) == NULL)) {
+		/* Lost: Redis expires the slot by itself. */
+		if (op != NULL) {
+			free(op->go_key);
+			free(op->go_member);
+			free(op);
+		}
+		return;
+	}
+	TAILQ_INSERT_TAIL(&gov_ops, op, go_entry);
+}
+
 static void
 gov_slot_release(struct gov_tenant *gt, struct gov_slot *gs)
 {
+	if (gs->gs_remote) {
+		gov_op_add(gt->gt_xql_key, gs->gs_id, NULL);
+		gt->gt_xql_remote_at = 0;	/* ours is free: ask at once */
+	}
 	TAILQ_REMOVE(&gt->gt_slots, gs, gs_entry);
 	gt->gt_nslots--;
 	free(gs);
@@ -400,9 +478,24 @@ gov_after_lane(struct gov_tenant *gt, struct gov_ticket *tk)
 		gov_main_push(gt, tk);
 }
 
+static void	gov_schedule(void);
+static void	gov_answer_lane(void *, int, uint64_t);
+static void	gov_answer_xql(void *, int, uint64_t);
+static void	gov_answer_rate(void *, int, uint64_t);
+
+/* A name for one XQL slot of ours in Redis, until its query id is known. */
+static void
+gov_member(char *buf, size_t size)
+{
+	snprintf(buf, size, "starting:%016" PRIx64 ":%" PRIu64, gov_instance,
+	    ++gov_member_seq);
+}
+
 /*
  * Move what can move through gt's gates at now; *next is lowered to when
- * a gate that holds a ticket back opens by itself.
+ * a gate that holds a ticket back opens by itself. With the fleet's
+ * budget in Redis, a gate asks Redis for its head ticket (one question
+ * at a time per gate) and gov_answer_*() moves it on.
  */
 static void
 gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
@@ -411,19 +504,36 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 	struct gov_lane		*gl;
 	struct gov_ticket	*tk;
 	uint64_t		 t, interval;
+	char			 member[64];
 
 	TAILQ_FOREACH(gl, &gt->gt_lanes, gl_entry) {
 		while ((tk = TAILQ_FIRST(&gl->gl_queue)) != NULL) {
 			if (gl->gl_active && gl->gl_interval_us > 0) {
-				t = gov_ready_us(gl->gl_tat_us,
-				    gl->gl_interval_us, gl->gl_burst);
+				if (gov_remote) {
+					if (gl->gl_asking)
+						break;
+					if (gl->gl_remote_at > now) {
+						if (gl->gl_remote_at < *next)
+							*next = gl->gl_remote_at;
+						break;
+					}
+					if (fleet_gcra(gl->gl_key,
+					    gl->gl_interval_us, gl->gl_burst,
+					    gov_answer_lane, gl) == 0) {
+						gl->gl_asking = 1;
+						break;
+					}
+				}
+				interval = gov_local(gl->gl_interval_us);
+				t = gov_ready_us(gl->gl_tat_us, interval,
+				    gl->gl_burst);
 				if (t > now) {
 					if (t < *next)
 						*next = t;
 					break;
 				}
 				gl->gl_tat_us = gov_take(gl->gl_tat_us, now,
-				    gl->gl_interval_us);
+				    interval);
 			}
 			TAILQ_REMOVE(&gl->gl_queue, tk, gk_entry);
 			gov_after_lane(gt, tk);
@@ -431,6 +541,24 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 	}
 	gov_slots_expire(gt, now);
 	while ((tk = TAILQ_FIRST(&gt->gt_xqlq)) != NULL) {
+		if (gov_remote && gt->gt_xql_max > 0) {
+			if (gt->gt_xql_asking)
+				break;
+			if (gt->gt_xql_remote_at > now) {
+				if (gt->gt_xql_remote_at < *next)
+					*next = gt->gt_xql_remote_at;
+				break;
+			}
+			gov_member(member, sizeof(member));
+			if (fleet_slot_take(gt->gt_xql_key, gt->gt_xql_max,
+			    (uint64_t)gt->gt_xql_timeout_ms * 1000, member,
+			    gov_answer_xql, gt) == 0) {
+				snprintf(gt->gt_xql_member,
+				    sizeof(gt->gt_xql_member), "%s", member);
+				gt->gt_xql_asking = 1;
+				break;
+			}
+		}
 		if (!gov_slot_free(gt)) {
 			if ((t = gov_slots_next(gt)) < *next)
 				*next = t;
@@ -446,6 +574,22 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 			break;
 		if (gt->gt_interval_us > 0) {
 			interval = gov_interval(gt, now);
+			if (gov_remote) {
+				if (gt->gt_asking)
+					break;
+				if (gt->gt_remote_at > now) {
+					if (gt->gt_remote_at < *next)
+						*next = gt->gt_remote_at;
+					break;
+				}
+				if (fleet_gcra(gt->gt_key, interval,
+				    (unsigned int)gt->gt_burst, gov_answer_rate,
+				    gt) == 0) {
+					gt->gt_asking = 1;
+					break;
+				}
+			}
+			interval = gov_local(interval);
 			t = gov_ready_us(gt->gt_tat_us, interval,
 			    (unsigned int)gt->gt_burst);
 			if (t > now) {
@@ -459,26 +603,47 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 	}
 }
 
-/* The governor's thread: woken by a byte, or by its timer (fd -1). */
+/*
+ * What workers left for Redis (slots renamed or given back), said on the
+ * governor's thread, outside the lock.
+ */
 static void
-gov_run(evutil_socket_t fd, short what, void *arg)
+gov_ops_flush(void)
+{
+	struct gov_ops	 ops;
+	struct gov_op	*op;
+
+	TAILQ_INIT(&ops);
+	pthread_mutex_lock(&gov_mu);
+	TAILQ_CONCAT(&ops, &gov_ops, go_entry);
+	pthread_mutex_unlock(&gov_mu);
+	while ((op = TAILQ_FIRST(&ops)) != NULL) {
+		TAILQ_REMOVE(&ops, op, go_entry);
+		if (op->go_id != NULL)
+			fleet_slot_rename(op->go_key, op->go_member, op->go_id);
+		else
+			fleet_slot_release(op->go_key, op->go_member);
+		free(op->go_key);
+		free(op->go_member);
+		free(op->go_id);
+		free(op);
+	}
+}
+
+/*
+ * Run every tenant's gates, tell the workers what was granted, and set
+ * the timer for the next gate that opens by itself. Governor's thread.
+ */
+static void
+gov_schedule(void)
 {
 	struct gov_wakes	 gw;
-	unsigned char		 buf[64];
 	uint64_t		 now, next = UINT64_MAX, d;
 	struct timeval		 tv;
 	size_t			 i;
 	int			 t;
 
-	(void)what;
-	(void)arg;
-	if (fd != -1)
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
-	if (atomic_load(&gov_stopping)) {
-		event_base_loopbreak(gov_base);
-		return;
-	}
+	gov_ops_flush();
 	gw.gw_n = 0;
 	pthread_mutex_lock(&gov_mu);
 	now = gov_now_us();
@@ -498,6 +663,144 @@ gov_run(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(gov_timer, &tv);
 }
 
+/* The governor's thread: woken by a byte, or by its timer (fd -1). */
+static void
+gov_run(evutil_socket_t fd, short what, void *arg)
+{
+	unsigned char	 buf[64];
+
+	(void)what;
+	(void)arg;
+	if (fd != -1)
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+	if (atomic_load(&gov_stopping)) {
+		event_base_loopbreak(gov_base);
+		return;
+	}
+	gov_schedule();
+}
+
+/*
+ * Redis answered about a rate (fleet.c, governor's thread): 1, the head
+ * ticket may go; 0, not before wait us; -1, the backend failed (the gate
+ * paces locally from now on). Then every gate runs again.
+ */
+static void
+gov_answer_rate(void *arg, int verdict, uint64_t wait)
+{
+	struct gov_tenant	*gt = arg;
+	struct gov_wakes	 gw;
+	uint64_t		 now;
+	size_t			 i;
+
+	gw.gw_n = 0;
+	pthread_mutex_lock(&gov_mu);
+	now = gov_now_us();
+	gt->gt_asking = 0;
+	if (verdict == 1 && !TAILQ_EMPTY(&gt->gt_ring))
+		gov_grant(gt, gov_main_pop(gt), now, &gw);
+	else if (verdict == 0)
+		gt->gt_remote_at = now + wait;
+	pthread_mutex_unlock(&gov_mu);
+	for (i = 0; i < gw.gw_n; i++)
+		worker_wake(gw.gw_v[i]);
+	if (!atomic_load(&gov_stopping))
+		gov_schedule();
+}
+
+static void
+gov_answer_lane(void *arg, int verdict, uint64_t wait)
+{
+	struct gov_lane		*gl = arg;
+	struct gov_ticket	*tk;
+	uint64_t		 now;
+
+	pthread_mutex_lock(&gov_mu);
+	now = gov_now_us();
+	gl->gl_asking = 0;
+	if (verdict == 1 && (tk = TAILQ_FIRST(&gl->gl_queue)) != NULL) {
+		TAILQ_REMOVE(&gl->gl_queue, tk, gk_entry);
+		gov_after_lane(gl->gl_tenant, tk);
+	} else if (verdict == 0)
+		gl->gl_remote_at = now + wait;
+	pthread_mutex_unlock(&gov_mu);
+	if (!atomic_load(&gov_stopping))
+		gov_schedule();
+}
+
+static void
+gov_answer_xql(void *arg, int verdict, uint64_t wait)
+{
+	struct gov_tenant	*gt = arg;
+	struct gov_ticket	*tk;
+	uint64_t		 now;
+
+	pthread_mutex_lock(&gov_mu);
+	now = gov_now_us();
+	gt->gt_xql_asking = 0;
+	if (verdict == 1) {
+		if ((tk = TAILQ_FIRST(&gt->gt_xqlq)) != NULL) {
+			TAILQ_REMOVE(&gt->gt_xqlq, tk, gk_entry);
+			gov_slot_take(gt, tk, now);
+			if (tk->gk_slot != NULL) {
+				tk->gk_slot->gs_remote = 1;
+				snprintf(tk->gk_slot->gs_id,
+				    sizeof(tk->gk_slot->gs_id), "%s",
+				    gt->gt_xql_member);
+			} else
+				gov_op_add(gt->gt_xql_key, gt->gt_xql_member,
+				    NULL);
+			gov_main_push(gt, tk);
+		} else	/* the start went away meanwhile */
+			gov_op_add(gt->gt_xql_key, gt->gt_xql_member, NULL);
+	} else if (verdict == 0) {
+		/*
+		 * A slot frees when a query ends, on any instance: ask again
+		 * soon rather than wait for the first one to expire.
+		 */
+		gt->gt_xql_remote_at = now + (wait < GOV_SLOT_POLL_US ? wait :
+		    GOV_SLOT_POLL_US);
+	}
+	pthread_mutex_unlock(&gov_mu);
+	if (!atomic_load(&gov_stopping))
+		gov_schedule();
+}
+
+/* The rate backend went up (1) or down (0): fleet.c, governor's thread. */
+static void
+gov_fleet_changed(int up)
+{
+	struct gov_tenant	*gt;
+	struct gov_lane		*gl;
+	uint64_t		 now, full;
+	int			 t;
+
+	pthread_mutex_lock(&gov_mu);
+	gov_remote = up;
+	/*
+	 * Down: the fleet has likely used the budget; each instance starts
+	 * its share with an empty bucket, not a burst on top of the others'.
+	 */
+	now = gov_now_us();
+	for (t = 0; !up && t < gov_ntenants; t++) {
+		gt = gov_tenants[t];
+		full = now + gov_local(gov_interval(gt, now)) *
+		    (uint64_t)(gt->gt_burst > 0 ? gt->gt_burst : 1);
+		if (gt->gt_interval_us > 0 && gt->gt_tat_us < full)
+			gt->gt_tat_us = full;
+		TAILQ_FOREACH(gl, &gt->gt_lanes, gl_entry) {
+			full = now + gov_local(gl->gl_interval_us) *
+			    (uint64_t)gl->gl_burst;
+			if (gl->gl_tat_us < full)
+				gl->gl_tat_us = full;
+		}
+	}
+	pthread_mutex_unlock(&gov_mu);
+	if (!atomic_load(&gov_stopping))
+		gov_schedule();
+}
+
 static void *
 gov_main(void *arg)
 {
@@ -506,13 +809,19 @@ gov_main(void *arg)
 	return NULL;
 }
 
-/* The governor's thread, before any worker runs. */
+/*
+ * The governor's thread, before any worker runs; cf's rate_backend and
+ * fleet_size (a change waits for a restart).
+ */
 int
-governor_start(char **cause)
+governor_start(struct config *cf, char **cause)
 {
 	struct event_config	*ec;
 
 	*cause = NULL;
+	if (RAND_bytes((unsigned char *)&gov_instance,
+	    sizeof(gov_instance)) != 1)
+		gov_instance = (uint64_t)getpid() << 32 ^ gov_now_us();
 	if (pipe2(gov_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
 		if (asprintf(cause, "pipe: %s", strerror(errno)) == -1)
 			*cause = NULL;
@@ -530,6 +839,10 @@ governor_start(char **cause)
 	    event_add(gov_wake_ev, NULL) == -1 ||
 	    (gov_timer = evtimer_new(gov_base, gov_run, NULL)) == NULL)
 		goto nomem;
+	gov_share = cf->cf_fleet_size > 0 ? cf->cf_fleet_size : 1;
+	if (fleet_init(cf, gov_base, gov_fleet_changed, cause) == -1)
+		return -1;
+	gov_backend = fleet_status() != 0;
 	if (pthread_create(&gov_thread, NULL, gov_main, NULL) != 0) {
 		*cause = strdup("pthread_create failed");
 		return -1;
@@ -551,6 +864,7 @@ gov_tenant_free(struct gov_tenant *gt)
 	while ((gl = TAILQ_FIRST(&gt->gt_lanes)) != NULL) {
 		TAILQ_REMOVE(&gt->gt_lanes, gl, gl_entry);
 		free(gl->gl_glob);
+		free(gl->gl_key);
 		free(gl);
 	}
 	while ((gc = TAILQ_FIRST(&gt->gt_ring)) != NULL) {
@@ -563,6 +877,8 @@ gov_tenant_free(struct gov_tenant *gt)
 		free(gs);
 	}
 	free(gt->gt_name);
+	free(gt->gt_key);
+	free(gt->gt_xql_key);
 	free(gt);
 }
 
@@ -578,6 +894,9 @@ governor_stop(void)
 		pthread_join(gov_thread, NULL);
 		gov_started = 0;
 	}
+	/* Its last answers (NULL) come now: nothing waits for them. */
+	fleet_stop();
+	gov_ops_flush();
 	if (gov_timer != NULL)
 		event_free(gov_timer);
 	if (gov_wake_ev != NULL)
@@ -608,7 +927,12 @@ gov_tenant_get(const struct tenant *tn)
 	if (gov_ntenants == GOV_MAX_TENANTS ||
 	    (gt = calloc(1, sizeof(*gt))) == NULL)
 		return NULL;
-	if ((gt->gt_name = strdup(tn->tn_name)) == NULL) {
+	if ((gt->gt_name = strdup(tn->tn_name)) == NULL ||
+	    asprintf(&gt->gt_key, "xdrproxy:{%s}:rate", tn->tn_name) == -1 ||
+	    asprintf(&gt->gt_xql_key, "xdrproxy:{%s}:xql", tn->tn_name) ==
+	    -1) {
+		/* asprintf leaves its pointer undefined on failure. */
+		free(gt->gt_name);
 		free(gt);
 		return NULL;
 	}
@@ -636,13 +960,21 @@ gov_lane_get(struct gov_tenant *gt, const struct gov_limit_conf *glc)
 			return gl;
 	if ((gl = calloc(1, sizeof(*gl))) == NULL)
 		return NULL;
-	if ((gl->gl_glob = strdup(glc->glc_glob)) == NULL) {
-		free(gl);
-		return NULL;
+	if ((gl->gl_glob = strdup(glc->glc_glob)) == NULL)
+		goto fail;
+	if (asprintf(&gl->gl_key, "xdrproxy:{%s}:lane:%s", gt->gt_name,
+	    glc->glc_glob) == -1) {
+		gl->gl_key = NULL;
+		goto fail;
 	}
+	gl->gl_tenant = gt;
 	TAILQ_INIT(&gl->gl_queue);
 	TAILQ_INSERT_TAIL(&gt->gt_lanes, gl, gl_entry);
 	return gl;
+fail:
+	free(gl->gl_glob);
+	free(gl);
+	return NULL;
 }
 
 /*
@@ -770,24 +1102,26 @@ governor_admit(struct request *req)
 		gov_window(gt, now);
 		gt->gt_reqs[gt->gt_sec % GOV_RETRY_WINDOW]++;
 	}
+	/* With the fleet's budget in Redis, only Redis says go. */
 	lane_ok = gl == NULL || !gl->gl_active || gl->gl_interval_us == 0 ||
-	    (TAILQ_EMPTY(&gl->gl_queue) && gov_ready_us(gl->gl_tat_us,
-	    gl->gl_interval_us, gl->gl_burst) <= now);
+	    (!gov_remote && TAILQ_EMPTY(&gl->gl_queue) &&
+	    gov_ready_us(gl->gl_tat_us, gov_local(gl->gl_interval_us),
+	    gl->gl_burst) <= now);
 	if (tk->gk_xql)
 		gov_slots_expire(gt, now);
-	xql_ok = !tk->gk_xql || (TAILQ_EMPTY(&gt->gt_xqlq) &&
+	xql_ok = !tk->gk_xql || (!gov_remote && TAILQ_EMPTY(&gt->gt_xqlq) &&
 	    gov_slot_free(gt));
 	main_ok = TAILQ_EMPTY(&gt->gt_ring) && (gt->gt_max_conc == 0 ||
 	    gt->gt_inflight < gt->gt_max_conc);
 	if (main_ok && gt->gt_interval_us > 0) {
-		interval = gov_interval(gt, now);
-		main_ok = gov_ready_us(gt->gt_tat_us, interval,
+		interval = gov_local(gov_interval(gt, now));
+		main_ok = !gov_remote && gov_ready_us(gt->gt_tat_us, interval,
 		    (unsigned int)gt->gt_burst) <= now;
 	}
 	if (lane_ok && xql_ok && main_ok) {
 		if (gl != NULL && gl->gl_active && gl->gl_interval_us > 0)
 			gl->gl_tat_us = gov_take(gl->gl_tat_us, now,
-			    gl->gl_interval_us);
+			    gov_local(gl->gl_interval_us));
 		if (tk->gk_xql)
 			gov_slot_take(gt, tk, now);
 		if (gt->gt_interval_us > 0)
@@ -896,7 +1230,7 @@ governor_done(struct request *req)
 	}
 	tk->gk_state = GK_NONE;
 	tk->gk_tenant = NULL;
-	wake = gt->gt_queued > 0;
+	wake = gt->gt_queued > 0 || !TAILQ_EMPTY(&gov_ops);
 	pthread_mutex_unlock(&gov_mu);
 	if (wake)
 		gov_wake();
@@ -1022,6 +1356,8 @@ governor_xql_started(struct request *req, const char *id, size_t len)
 	struct gov_ticket	*tk = &req->req_gov;
 	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
 	struct gov_slot		*gs;
+	char			 idbuf[sizeof(gs->gs_id)];
+	int			 ops;
 
 	if (gt == NULL)
 		return;
@@ -1032,11 +1368,17 @@ governor_xql_started(struct request *req, const char *id, size_t len)
 		    (uint64_t)gt->gt_xql_timeout_ms * 1000;
 		if (len >= sizeof(gs->gs_id))
 			len = sizeof(gs->gs_id) - 1;
-		memcpy(gs->gs_id, id, len);
-		gs->gs_id[len] = '\0';
+		memcpy(idbuf, id, len);
+		idbuf[len] = '\0';
+		if (gs->gs_remote)
+			gov_op_add(gt->gt_xql_key, gs->gs_id, idbuf);
+		memcpy(gs->gs_id, idbuf, len + 1);
 		tk->gk_slot = NULL;
 	}
+	ops = !TAILQ_EMPTY(&gov_ops);
 	pthread_mutex_unlock(&gov_mu);
+	if (ops)
+		gov_wake();
 }
 
 /* get_query_results reported a final status for query id: its slot frees. */
@@ -1054,7 +1396,7 @@ governor_xql_final(struct request *req, const char *id, size_t len)
 		if (gs->gs_holder == NULL && strlen(gs->gs_id) == len &&
 		    memcmp(gs->gs_id, id, len) == 0) {
 			gov_slot_release(gt, gs);
-			wake = gt->gt_queued > 0;
+			wake = gt->gt_queued > 0 || !TAILQ_EMPTY(&gov_ops);
 			break;
 		}
 	}
@@ -1080,9 +1422,11 @@ governor_render(struct evbuffer *b)
 	struct gov_snap		*sn;
 	struct gov_tenant	*gt;
 	uint64_t		 now;
-	int			 n, t, i;
+	int			 n, t, i, backend, up;
 
 	pthread_mutex_lock(&gov_mu);
+	backend = gov_backend;
+	up = gov_remote;
 	n = gov_ntenants;
 	if ((sn = calloc((size_t)(n > 0 ? n : 1), sizeof(*sn))) == NULL) {
 		pthread_mutex_unlock(&gov_mu);
@@ -1101,7 +1445,7 @@ governor_render(struct evbuffer *b)
 		sn[t].gs_retry_denied = gt->gt_retry_denied;
 		sn[t].gs_nslots = gt->gt_nslots;
 		sn[t].gs_rate = gt->gt_interval_us == 0 ? 0 :
-		    gov_rate_per_s(gov_interval(gt, now));
+		    gov_rate_per_s(gov_local(gov_interval(gt, now)));
 		for (i = 0; i <= METRICS_NBUCKETS; i++)
 			sn[t].gs_wait[i] = metrics_get(
 			    &gt->gt_wait.mh_bucket[i]);
@@ -1161,4 +1505,11 @@ governor_render(struct evbuffer *b)
 	    "spent.", "%" PRIu64, sn[t].gs_retry_denied);
 #undef GOV_FAMILY
 	free(sn);
+	if (backend) {
+		metrics_family(b, "xdrproxy_rate_backend_up", "gauge", "1 if "
+		    "the rate backend (Redis) is up and the fleet shares the "
+		    "budget through it; 0 while each instance paces at its "
+		    "local share (rate_limit / fleet_size).");
+		evbuffer_add_printf(b, "xdrproxy_rate_backend_up %d\n", up);
+	}
 }

@@ -132,6 +132,18 @@ keysource_load(struct config *cf, int prompt, char **cause)
 		store_cache_free(&kl);
 		return -1;
 	}
+	/* The rate backend's password: a key file's rules. */
+	if (cf->cf_redis_password_file != NULL &&
+	    keysource_file("redis_password_file", cf->cf_redis_password_file,
+	    &cf->cf_redis_password, &why) == -1) {
+		if (asprintf(cause, "%s:%d: %s", cf->cf_file,
+		    cf->cf_redis_password_line, why != NULL ? why :
+		    "out of memory") == -1)
+			*cause = NULL;
+		free(why);
+		store_cache_free(&kl);
+		return -1;
+	}
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
 		if (keysource_one(&kl, tn, &why) == -1) {
 			if (asprintf(cause, "%s:%d: %s", cf->cf_file,

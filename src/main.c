@@ -310,6 +310,13 @@ main_reload(struct main_state *ms)
 		log_warnx("%s: workers = %d takes effect at the next restart; "
 		    "%d keep running", cf->cf_file, cf->cf_workers,
 		    ms->ms_nworkers);
+	if (main_changed(cf->cf_rate_backend, ms->ms_conf->cf_rate_backend) ||
+	    main_changed(cf->cf_redis_password_file,
+	    ms->ms_conf->cf_redis_password_file) ||
+	    cf->cf_fleet_size != ms->ms_conf->cf_fleet_size)
+		log_warnx("%s: rate_backend, redis_password_file and "
+		    "fleet_size take effect at the next restart; running on as "
+		    "before", cf->cf_file);
 	if (main_changed(cf->cf_user, ms->ms_conf->cf_user) ||
 	    main_changed(cf->cf_group, ms->ms_conf->cf_group))
 		log_warnx("%s:%d: user/group changes need a restart; "
@@ -483,7 +490,7 @@ main(int argc, char *argv[])
 	/* Tenant counter slots, the start time, the first load's time. */
 	if (metrics_init(cf) == -1)
 		fatalx("out of memory");
-	if (governor_start(&cause) == -1 ||
+	if (governor_start(cf, &cause) == -1 ||
 	    governor_configure(cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
 	memset(&ms, 0, sizeof(ms));

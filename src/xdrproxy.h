@@ -304,6 +304,8 @@ struct config {
 	char			*cf_rate_backend;	/* redis://..., NULL: local */
 	int			 cf_rate_backend_line;
 	char			*cf_redis_password_file;
+	int			 cf_redis_password_line;
+	struct key		*cf_redis_password;	/* read by keysource.c */
 	int			 cf_fleet_size;
 	struct tenants		 cf_tenants;
 	int			 cf_seen[64];
@@ -349,6 +351,18 @@ void	 gov_conf_free(struct gov_conf *);
 const struct gov_limit_conf *
 	 gov_limit_find(const struct gov_conf *, const char *, size_t);
 int	 gov_retry_path(const struct gov_conf *, const char *, size_t);
+
+/* fleet.c: the fleet's budget in Redis, on the governor's thread. */
+typedef void (*fleet_cb)(void *, int, uint64_t);
+int	 fleet_init(const struct config *, struct event_base *,
+	    void (*)(int), char **);
+int	 fleet_status(void);
+int	 fleet_gcra(const char *, uint64_t, unsigned int, fleet_cb, void *);
+int	 fleet_slot_take(const char *, int, uint64_t, const char *, fleet_cb,
+	    void *);
+void	 fleet_slot_rename(const char *, const char *, const char *);
+void	 fleet_slot_release(const char *, const char *);
+void	 fleet_stop(void);
 
 /* keysource.c: loading one generation's keys. */
 struct store_cache;
@@ -817,7 +831,7 @@ enum gov_verdict {
 	GOV_QUEUED,	/* proxy_granted() once its turn comes */
 	GOV_FULL	/* queue_max waiting already: 429 */
 };
-int	 governor_start(char **);
+int	 governor_start(struct config *, char **);
 void	 governor_stop(void);
 int	 governor_configure(struct config *, char **);
 enum gov_verdict governor_admit(struct request *);

@@ -17,7 +17,7 @@ esac
 cd "$(dirname "$0")/.."
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
-targets="fuzz_auditline fuzz_config fuzz_filter fuzz_keyfile fuzz_policy fuzz_store"
+targets="fuzz_auditline fuzz_config fuzz_filter fuzz_govconf fuzz_keyfile fuzz_policy fuzz_store"
 
 tests/build.sh build-fuzz CC=clang --enable-fuzz
 make -C build-fuzz -j"$jobs" fuzz >/dev/null
