@@ -363,7 +363,10 @@ fleet_eval_cb(redisAsyncContext *ac, void *r, void *arg)
 	uint64_t		 wait = 0;
 
 	TAILQ_REMOVE(&fleet_pending, fc, fc_entry);
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+	if (reply != NULL && fc->fc_script == FS_RENAME &&
+	    reply->type == REDIS_REPLY_INTEGER) {
+		/* Renamed, or already expired: either is fine. */
+	} else if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
 	    reply->elements == 2 &&
 	    reply->element[0]->type == REDIS_REPLY_INTEGER &&
 	    reply->element[1]->type == REDIS_REPLY_INTEGER) {
@@ -404,6 +407,29 @@ fleet_eval(enum fleet_script s, fleet_cb cb, void *arg, int argc,
 }
 
 /*
+ * EVALSHA of script s on key with up to 3 arguments (NULL-terminated);
+ * cb as for fleet_gcra(), or NULL for an answer nobody waits for.
+ */
+static int
+fleet_evalsha(enum fleet_script s, const char *key, const char *const *args,
+    fleet_cb cb, void *arg)
+{
+	const char	*argv[7];
+	size_t		 argvlen[7];
+	int		 argc = 4, i;
+
+	argv[0] = "EVALSHA";
+	argv[1] = fleet_sha[s];
+	argv[2] = "1";
+	argv[3] = key;
+	for (i = 0; args[i] != NULL && argc < 7; i++)
+		argv[argc++] = args[i];
+	for (i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	return fleet_eval(s, cb, arg, argc, argv, argvlen);
+}
+
+/*
  * Ask Redis whether one request of key's budget may go: cb(arg, 1, 0),
  * cb(arg, 0, us to wait) or cb(arg, -1, 0) (the backend failed). -1 when
  * the backend is not up (cb is not called). Governor's thread.
@@ -412,22 +438,12 @@ int
 fleet_gcra(const char *key, uint64_t interval_us, unsigned int burst,
     fleet_cb cb, void *arg)
 {
-	const char	*argv[6];
-	size_t		 argvlen[6];
 	char		 iv[24], bu[16];
-	int		 i;
+	const char	*args[] = { iv, bu, NULL };
 
 	snprintf(iv, sizeof(iv), "%" PRIu64, interval_us);
 	snprintf(bu, sizeof(bu), "%u", burst > 0 ? burst : 1);
-	argv[0] = "EVALSHA";
-	argv[1] = fleet_sha[FS_GCRA];
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = iv;
-	argv[5] = bu;
-	for (i = 0; i < 6; i++)
-		argvlen[i] = strlen(argv[i]);
-	return fleet_eval(FS_GCRA, cb, arg, 6, argv, argvlen);
+	return fleet_evalsha(FS_GCRA, key, args, cb, arg);
 }
 
 /* Take an XQL slot in key's set for member (see fleet_gcra()). */
@@ -435,23 +451,12 @@ int
 fleet_slot_take(const char *key, int max, uint64_t lifetime_us,
     const char *member, fleet_cb cb, void *arg)
 {
-	const char	*argv[7];
-	size_t		 argvlen[7];
 	char		 mx[16], lt[24];
-	int		 i;
+	const char	*args[] = { mx, lt, member, NULL };
 
 	snprintf(mx, sizeof(mx), "%d", max);
 	snprintf(lt, sizeof(lt), "%" PRIu64, lifetime_us);
-	argv[0] = "EVALSHA";
-	argv[1] = fleet_sha[FS_SLOT];
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = mx;
-	argv[5] = lt;
-	argv[6] = member;
-	for (i = 0; i < 7; i++)
-		argvlen[i] = strlen(argv[i]);
-	return fleet_eval(FS_SLOT, cb, arg, 7, argv, argvlen);
+	return fleet_evalsha(FS_SLOT, key, args, cb, arg);
 }
 
 /* A reply nobody waits for (a slot renamed or given back). */
@@ -467,22 +472,9 @@ fleet_ignore_cb(redisAsyncContext *ac, void *r, void *arg)
 void
 fleet_slot_rename(const char *key, const char *member, const char *id)
 {
-	const char	*argv[6];
-	size_t		 argvlen[6];
-	int		 i;
+	const char	*args[] = { member, id, NULL };
 
-	if (fleet_state != FL_UP)
-		return;
-	argv[0] = "EVALSHA";
-	argv[1] = fleet_sha[FS_RENAME];
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = member;
-	argv[5] = id;
-	for (i = 0; i < 6; i++)
-		argvlen[i] = strlen(argv[i]);
-	redisAsyncCommandArgv(fleet_ac, fleet_ignore_cb, NULL, 6, argv,
-	    argvlen);
+	(void)fleet_evalsha(FS_RENAME, key, args, NULL, NULL);
 }
 
 /* Give a slot back. Best effort: a lost one expires on its own. */

@@ -413,19 +413,22 @@ gov_conf_free(struct gov_conf *gc)
 	strlist_free(&gc->gc_retry_paths);
 }
 
-/*
- * The limit line that applies to a canonical path (len bytes), or NULL.
- * A trailing '/' is not significant: /x and /x/ are one call.
- */
+/* Does glob match a canonical path? A trailing '/' is not significant. */
+static int
+gov_glob_path(const char *glob, const char *path, size_t len)
+{
+	return policy_glob_match(glob, path, len) || (len > 1 &&
+	    path[len - 1] == '/' && policy_glob_match(glob, path, len - 1));
+}
+
+/* The limit line that applies to a canonical path (len bytes), or NULL. */
 const struct gov_limit_conf *
 gov_limit_find(const struct gov_conf *gc, const char *path, size_t len)
 {
-	size_t	 i, alt = len > 1 && path[len - 1] == '/' ? len - 1 : len;
+	size_t	 i;
 
 	for (i = 0; i < gc->gc_nlimits; i++)
-		if (policy_glob_match(gc->gc_limits[i].glc_glob, path, len) ||
-		    (alt != len && policy_glob_match(gc->gc_limits[i].glc_glob,
-		    path, alt)))
+		if (gov_glob_path(gc->gc_limits[i].glc_glob, path, len))
 			return &gc->gc_limits[i];
 	return NULL;
 }
@@ -434,12 +437,10 @@ gov_limit_find(const struct gov_conf *gc, const char *path, size_t len)
 int
 gov_retry_path(const struct gov_conf *gc, const char *path, size_t len)
 {
-	size_t	 i, alt = len > 1 && path[len - 1] == '/' ? len - 1 : len;
+	size_t	 i;
 
 	for (i = 0; i < gc->gc_retry_paths.sl_n; i++)
-		if (policy_glob_match(gc->gc_retry_paths.sl_v[i], path, len) ||
-		    (alt != len && policy_glob_match(gc->gc_retry_paths.sl_v[i],
-		    path, alt)))
+		if (gov_glob_path(gc->gc_retry_paths.sl_v[i], path, len))
 			return 1;
 	return 0;
 }
