@@ -1750,7 +1750,7 @@ config_validate(struct config_parse *cp)
 	    strcmp(cf->cf_rate_backend, "local") == 0)) {
 		config_error(cp, config_key_line(config_proxy_keys, cf->cf_seen,
 		    "redis_password_file"), "redis_password_file needs "
-		    "rate_backend = redis://... (or rediss://, unix:)");
+		    "rate_backend = redis://HOST:PORT or unix:/PATH");
 		return -1;
 	}
 	/* workers = auto: one per online CPU. */

@@ -69,12 +69,17 @@ static const char fleet_slot_lua[] =
 	"local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
 	"return {0, math.max(tonumber(first[2]) - now, 1000)}\n";
 
-/* A slot's member renamed (the query id known): same expiry. */
+/*
+ * A slot's member renamed once the query id is known (ARGV[1] to
+ * ARGV[2]); its lifetime (ARGV[3], us) counts from now, as the local
+ * slots' does.
+ */
 static const char fleet_rename_lua[] =
-	"local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-	"if not s then return 0 end\n"
+	"if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end\n"
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
 	"redis.call('ZREM', KEYS[1], ARGV[1])\n"
-	"redis.call('ZADD', KEYS[1], s, ARGV[2])\n"
+	"redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])\n"
 	"return 1\n";
 
 enum fleet_script { FS_GCRA, FS_SLOT, FS_RENAME, FS_N };
@@ -103,8 +108,7 @@ TAILQ_HEAD(fleet_cmds, fleet_cmd);
 static enum fleet_state		 fleet_state = FL_OFF;
 static struct gov_backend	 fleet_be;
 static char			 fleet_spec[300];
-static char			*fleet_pass;
-static size_t			 fleet_passlen;
+static struct key		*fleet_pass;
 static struct event_base	*fleet_base;
 static redisAsyncContext	*fleet_ac;
 static struct event		*fleet_timer;
@@ -222,11 +226,11 @@ fleet_connected(const redisAsyncContext *cac, int status)
 	}
 	fleet_state = FL_PREPARING;
 	if (fleet_pass != NULL)
-		redisAsyncCommand(ac, fleet_setup_cb, "AUTH", "AUTH %b",
-		    fleet_pass, fleet_passlen);
+		redisAsyncCommand(ac, fleet_setup_cb, (void *)(uintptr_t)"AUTH",
+		    "AUTH %b", fleet_pass->k_data, fleet_pass->k_len);
 	if (fleet_be.gb_db != 0)
-		redisAsyncCommand(ac, fleet_setup_cb, "SELECT", "SELECT %d",
-		    fleet_be.gb_db);
+		redisAsyncCommand(ac, fleet_setup_cb,
+		    (void *)(uintptr_t)"SELECT", "SELECT %d", fleet_be.gb_db);
 	for (i = 0; i < FS_N; i++)
 		redisAsyncCommand(ac, fleet_loaded_cb, (void *)(uintptr_t)i,
 		    "SCRIPT LOAD %s", fleet_lua[i]);
@@ -324,15 +328,12 @@ fleet_init(const struct config *cf, struct event_base *base,
 		return -1;
 	}
 	snprintf(fleet_spec, sizeof(fleet_spec), "%s", cf->cf_rate_backend);
-	if (cf->cf_redis_password != NULL) {
-		fleet_passlen = cf->cf_redis_password->k_len;
-		if ((fleet_pass = malloc(fleet_passlen + 1)) == NULL) {
-			*cause = strdup("out of memory");
-			return -1;
-		}
-		memcpy(fleet_pass, cf->cf_redis_password->k_data,
-		    fleet_passlen);
-		fleet_pass[fleet_passlen] = '\0';
+	/* A copy of its own (locked, wiped on free): generations go. */
+	if (cf->cf_redis_password != NULL &&
+	    (fleet_pass = keystore_new(cf->cf_redis_password->k_data,
+	    cf->cf_redis_password->k_len)) == NULL) {
+		*cause = strdup("out of memory");
+		return -1;
 	}
 	fleet_base = base;
 	fleet_notify = notify;
@@ -363,6 +364,14 @@ fleet_eval_cb(redisAsyncContext *ac, void *r, void *arg)
 	uint64_t		 wait = 0;
 
 	TAILQ_REMOVE(&fleet_pending, fc, fc_entry);
+	/*
+	 * hiredis ends the pending commands (NULL) before it reports the
+	 * disconnection: down first, so that the governor, told now, does
+	 * not take the answer for a question it may ask again.
+	 */
+	if (reply == NULL && ac == fleet_ac && fleet_state != FL_DOWN)
+		fleet_down(ac->errstr[0] != '\0' ? ac->errstr :
+		    "connection lost");
 	if (reply != NULL && fc->fc_script == FS_RENAME &&
 	    reply->type == REDIS_REPLY_INTEGER) {
 		/* Renamed, or already expired: either is fine. */
@@ -470,10 +479,13 @@ fleet_ignore_cb(redisAsyncContext *ac, void *r, void *arg)
 
 /* The slot of member is now the query's: rename it. Best effort. */
 void
-fleet_slot_rename(const char *key, const char *member, const char *id)
+fleet_slot_rename(const char *key, const char *member, const char *id,
+    uint64_t lifetime_us)
 {
-	const char	*args[] = { member, id, NULL };
+	char		 lt[24];
+	const char	*args[] = { member, id, lt, NULL };
 
+	snprintf(lt, sizeof(lt), "%" PRIu64, lifetime_us);
 	(void)fleet_evalsha(FS_RENAME, key, args, NULL, NULL);
 }
 
@@ -501,10 +513,7 @@ fleet_stop(void)
 	if (fleet_timer != NULL)
 		event_free(fleet_timer);
 	fleet_timer = NULL;
-	if (fleet_pass != NULL) {
-		OPENSSL_cleanse(fleet_pass, fleet_passlen);
-		free(fleet_pass);
-		fleet_pass = NULL;
-	}
+	keystore_free(fleet_pass);
+	fleet_pass = NULL;
 	fleet_state = FL_OFF;
 }

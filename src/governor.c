@@ -62,6 +62,16 @@
 #define GOV_RETRY_RATIO		0.2
 #define GOV_RETRY_FLOOR		3
 
+/*
+ * Counts per second over the retry budget's window. Requests are counted
+ * by the workers without the lock (relaxed atomics: a count lost to a
+ * race at a second's turn does not matter to a budget).
+ */
+struct gov_tally {
+	_Atomic uint64_t	 ty_sec;
+	_Atomic uint32_t	 ty_n;
+};
+
 /* A call's own limit, and the tickets waiting on it. */
 struct gov_lane {
 	TAILQ_ENTRY(gov_lane)	 gl_entry;
@@ -73,6 +83,7 @@ struct gov_lane {
 	uint64_t		 gl_interval_us;
 	unsigned int		 gl_burst;
 	uint64_t		 gl_tat_us;	/* GCRA: theoretical arrival */
+	size_t			 gl_n;	/* waiting in gl_queue */
 	int			 gl_active;	/* in the configuration in force */
 	struct gov_tickets	 gl_queue;
 };
@@ -103,6 +114,7 @@ struct gov_op {
 	char			*go_key;
 	char			*go_member;
 	char			*go_id;	/* NULL: give the slot back */
+	uint64_t		 go_lifetime_us;	/* of the renamed slot */
 };
 TAILQ_HEAD(gov_ops, gov_op);
 
@@ -121,6 +133,7 @@ struct gov_tenant {
 	int			 gt_burst;
 	long			 gt_max_conc;
 	size_t			 gt_queue_max;
+	unsigned int		 gt_queue_timeout_ms;
 	int			 gt_xql_max;
 	unsigned int		 gt_xql_timeout_ms;
 	/* The budget. */
@@ -128,7 +141,9 @@ struct gov_tenant {
 	long			 gt_inflight;
 	struct gov_lanes	 gt_lanes;
 	struct gov_tickets	 gt_xqlq;
+	size_t			 gt_xqln;
 	struct gov_callers	 gt_ring;
+	size_t			 gt_mainn;	/* waiting in the ring */
 	struct gov_caller	 gt_spare;	/* when a caller cannot be made */
 	size_t			 gt_queued;
 	struct gov_slots	 gt_slots;
@@ -138,9 +153,8 @@ struct gov_tenant {
 	uint64_t		 gt_cut_us;
 	uint64_t		 gt_grow_us;
 	/* Retry budget: requests and retries per second, last 10 s. */
-	uint64_t		 gt_sec;
-	uint32_t		 gt_reqs[GOV_RETRY_WINDOW];
-	uint32_t		 gt_retries[GOV_RETRY_WINDOW];
+	struct gov_tally	 gt_reqs[GOV_RETRY_WINDOW];
+	struct gov_tally	 gt_retries[GOV_RETRY_WINDOW];
 	/* Counters, for /metrics. */
 	uint64_t		 gt_paced;
 	uint64_t		 gt_full;
@@ -247,20 +261,33 @@ gov_local(uint64_t interval)
 	    interval;
 }
 
-/* Keep the retry budget's window at the current second. */
+/* One more in second sec of a tally. */
 static void
-gov_window(struct gov_tenant *gt, uint64_t now)
+gov_tally_add(struct gov_tally *v, uint64_t sec)
 {
-	uint64_t	 sec = now / 1000000ULL, i;
+	struct gov_tally	*t = &v[sec % GOV_RETRY_WINDOW];
 
-	if (sec == gt->gt_sec)
-		return;
-	for (i = gt->gt_sec + 1; i <= sec && i <= gt->gt_sec +
-	    GOV_RETRY_WINDOW; i++) {
-		gt->gt_reqs[i % GOV_RETRY_WINDOW] = 0;
-		gt->gt_retries[i % GOV_RETRY_WINDOW] = 0;
+	if (atomic_load_explicit(&t->ty_sec, memory_order_relaxed) != sec) {
+		atomic_store_explicit(&t->ty_n, 0, memory_order_relaxed);
+		atomic_store_explicit(&t->ty_sec, sec, memory_order_relaxed);
 	}
-	gt->gt_sec = sec;
+	atomic_fetch_add_explicit(&t->ty_n, 1, memory_order_relaxed);
+}
+
+/* A tally over the window ending at second sec. */
+static uint64_t
+gov_tally_sum(struct gov_tally *v, uint64_t sec)
+{
+	uint64_t	 n = 0, t;
+	size_t		 i;
+
+	for (i = 0; i < GOV_RETRY_WINDOW; i++) {
+		t = atomic_load_explicit(&v[i].ty_sec, memory_order_relaxed);
+		if (t <= sec && sec - t < GOV_RETRY_WINDOW)
+			n += atomic_load_explicit(&v[i].ty_n,
+			    memory_order_relaxed);
+	}
+	return n;
 }
 
 /* Fairness: the caller's uid when known, else its address (no port). */
@@ -305,6 +332,7 @@ gov_main_push(struct gov_tenant *gt, struct gov_ticket *tk)
 	TAILQ_INSERT_TAIL(&gc->gc_queue, tk, gk_entry);
 	tk->gk_caller = gc;
 	tk->gk_state = GK_MAIN;
+	gt->gt_mainn++;
 }
 
 /* Take tk out of its caller's queue; the caller goes when it is empty. */
@@ -315,6 +343,7 @@ gov_main_remove(struct gov_tenant *gt, struct gov_ticket *tk)
 
 	TAILQ_REMOVE(&gc->gc_queue, tk, gk_entry);
 	tk->gk_caller = NULL;
+	gt->gt_mainn--;
 	if (!TAILQ_EMPTY(&gc->gc_queue))
 		return;
 	TAILQ_REMOVE(&gt->gt_ring, gc, gc_entry);
@@ -331,6 +360,7 @@ gov_main_pop(struct gov_tenant *gt)
 
 	TAILQ_REMOVE(&gc->gc_queue, tk, gk_entry);
 	tk->gk_caller = NULL;
+	gt->gt_mainn--;
 	TAILQ_REMOVE(&gt->gt_ring, gc, gc_entry);
 	if (!TAILQ_EMPTY(&gc->gc_queue))
 		TAILQ_INSERT_TAIL(&gt->gt_ring, gc, gc_entry);
@@ -390,7 +420,8 @@ gov_slot_take(struct gov_tenant *gt, struct gov_ticket *tk, uint64_t now)
 
 /* Something for the governor's thread to tell Redis (gov_ops_flush). */
 static void
-gov_op_add(const char *key, const char *member, const char *id)
+gov_op_add(const char *key, const char *member, const char *id,
+    uint64_t lifetime_us)
 {
 	struct gov_op	*op;
 
@@ -406,6 +437,7 @@ gov_op_add(const char *key, const char *member, const char *id)
 		}
 		return;
 	}
+	op->go_lifetime_us = lifetime_us;
 	TAILQ_INSERT_TAIL(&gov_ops, op, go_entry);
 }
 
@@ -413,7 +445,7 @@ static void
 gov_slot_release(struct gov_tenant *gt, struct gov_slot *gs)
 {
 	if (gs->gs_remote) {
-		gov_op_add(gt->gt_xql_key, gs->gs_id, NULL);
+		gov_op_add(gt->gt_xql_key, gs->gs_id, NULL, 0);
 		gt->gt_xql_remote_at = 0;	/* ours is free: ask at once */
 	}
 	TAILQ_REMOVE(&gt->gt_slots, gs, gs_entry);
@@ -473,6 +505,7 @@ gov_after_lane(struct gov_tenant *gt, struct gov_ticket *tk)
 {
 	if (tk->gk_xql) {
 		TAILQ_INSERT_TAIL(&gt->gt_xqlq, tk, gk_entry);
+		gt->gt_xqln++;
 		tk->gk_state = GK_XQL;
 	} else
 		gov_main_push(gt, tk);
@@ -482,6 +515,18 @@ static void	gov_schedule(void);
 static void	gov_answer_lane(void *, int, uint64_t);
 static void	gov_answer_xql(void *, int, uint64_t);
 static void	gov_answer_rate(void *, int, uint64_t);
+
+/*
+ * Redis would not take the question (it is going away): try again in a
+ * moment, when fleet.c has said whether it is down, rather than pace
+ * alone at the whole fleet's rate.
+ */
+static void
+gov_later(uint64_t now, uint64_t *next)
+{
+	if (now + 50000 < *next)
+		*next = now + 50000;
+}
 
 /* A name for one XQL slot of ours in Redis, until its query id is known. */
 static void
@@ -519,10 +564,11 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 					}
 					if (fleet_gcra(gl->gl_key,
 					    gl->gl_interval_us, gl->gl_burst,
-					    gov_answer_lane, gl) == 0) {
+					    gov_answer_lane, gl) == 0)
 						gl->gl_asking = 1;
-						break;
-					}
+					else
+						gov_later(now, next);
+					break;
 				}
 				interval = gov_local(gl->gl_interval_us);
 				t = gov_ready_us(gl->gl_tat_us, interval,
@@ -536,6 +582,7 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 				    interval);
 			}
 			TAILQ_REMOVE(&gl->gl_queue, tk, gk_entry);
+			gl->gl_n--;
 			gov_after_lane(gt, tk);
 		}
 	}
@@ -556,8 +603,9 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 				snprintf(gt->gt_xql_member,
 				    sizeof(gt->gt_xql_member), "%s", member);
 				gt->gt_xql_asking = 1;
-				break;
-			}
+			} else
+				gov_later(now, next);
+			break;
 		}
 		if (!gov_slot_free(gt)) {
 			if ((t = gov_slots_next(gt)) < *next)
@@ -565,6 +613,7 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 			break;
 		}
 		TAILQ_REMOVE(&gt->gt_xqlq, tk, gk_entry);
+		gt->gt_xqln--;
 		gov_slot_take(gt, tk, now);
 		gov_main_push(gt, tk);
 	}
@@ -584,10 +633,11 @@ gov_dispatch(struct gov_tenant *gt, uint64_t now, uint64_t *next,
 				}
 				if (fleet_gcra(gt->gt_key, interval,
 				    (unsigned int)gt->gt_burst, gov_answer_rate,
-				    gt) == 0) {
+				    gt) == 0)
 					gt->gt_asking = 1;
-					break;
-				}
+				else
+					gov_later(now, next);
+				break;
 			}
 			interval = gov_local(interval);
 			t = gov_ready_us(gt->gt_tat_us, interval,
@@ -620,7 +670,8 @@ gov_ops_flush(void)
 	while ((op = TAILQ_FIRST(&ops)) != NULL) {
 		TAILQ_REMOVE(&ops, op, go_entry);
 		if (op->go_id != NULL)
-			fleet_slot_rename(op->go_key, op->go_member, op->go_id);
+			fleet_slot_rename(op->go_key, op->go_member, op->go_id,
+			    op->go_lifetime_us);
 		else
 			fleet_slot_release(op->go_key, op->go_member);
 		free(op->go_key);
@@ -721,6 +772,7 @@ gov_answer_lane(void *arg, int verdict, uint64_t wait)
 	gl->gl_asking = 0;
 	if (verdict == 1 && (tk = TAILQ_FIRST(&gl->gl_queue)) != NULL) {
 		TAILQ_REMOVE(&gl->gl_queue, tk, gk_entry);
+		gl->gl_n--;
 		gov_after_lane(gl->gl_tenant, tk);
 	} else if (verdict == 0)
 		gl->gl_remote_at = now + wait;
@@ -742,6 +794,7 @@ gov_answer_xql(void *arg, int verdict, uint64_t wait)
 	if (verdict == 1) {
 		if ((tk = TAILQ_FIRST(&gt->gt_xqlq)) != NULL) {
 			TAILQ_REMOVE(&gt->gt_xqlq, tk, gk_entry);
+			gt->gt_xqln--;
 			gov_slot_take(gt, tk, now);
 			if (tk->gk_slot != NULL) {
 				tk->gk_slot->gs_remote = 1;
@@ -750,10 +803,10 @@ gov_answer_xql(void *arg, int verdict, uint64_t wait)
 				    gt->gt_xql_member);
 			} else
 				gov_op_add(gt->gt_xql_key, gt->gt_xql_member,
-				    NULL);
+				    NULL, 0);
 			gov_main_push(gt, tk);
 		} else	/* the start went away meanwhile */
-			gov_op_add(gt->gt_xql_key, gt->gt_xql_member, NULL);
+			gov_op_add(gt->gt_xql_key, gt->gt_xql_member, NULL, 0);
 	} else if (verdict == 0) {
 		/*
 		 * A slot frees when a query ends, on any instance: ask again
@@ -882,20 +935,29 @@ gov_tenant_free(struct gov_tenant *gt)
 	free(gt);
 }
 
-/* At exit, every worker freed (no ticket is left anywhere). */
+/*
+ * At exit, the workers' loops ended: the governor's thread ends too, so
+ * that it tells no worker anything more (its answers from Redis come
+ * now, with nothing waiting for them).
+ */
 void
 governor_stop(void)
 {
-	int	 t;
-
 	if (gov_started) {
 		atomic_store(&gov_stopping, 1);
 		gov_wake();
 		pthread_join(gov_thread, NULL);
 		gov_started = 0;
 	}
-	/* Its last answers (NULL) come now: nothing waits for them. */
 	fleet_stop();
+}
+
+/* After the workers are freed (no ticket is left anywhere): the rest. */
+void
+governor_free(void)
+{
+	int	 t;
+
 	gov_ops_flush();
 	if (gov_timer != NULL)
 		event_free(gov_timer);
@@ -1007,6 +1069,7 @@ governor_configure(struct config *cf, char **cause)
 		gt->gt_burst = tn->tn_gov.gc_burst;
 		gt->gt_max_conc = tn->tn_gov.gc_max_concurrent;
 		gt->gt_queue_max = tn->tn_gov.gc_queue_max;
+		gt->gt_queue_timeout_ms = tn->tn_gov.gc_queue_timeout;
 		gt->gt_xql_max = tn->tn_gov.gc_xql_max;
 		gt->gt_xql_timeout_ms = tn->tn_gov.gc_xql_slot_timeout;
 		TAILQ_FOREACH(gl, &gt->gt_lanes, gl_entry)
@@ -1060,11 +1123,59 @@ gov_path(const struct request *req, char *buf, size_t size, char **big,
 }
 
 /*
+ * How long one more request would wait on a call's own limit: until it
+ * is ready, and a turn for each one already waiting. Under the lock.
+ */
+static uint64_t
+gov_lane_wait(const struct gov_lane *gl, uint64_t now)
+{
+	uint64_t	 interval, ready;
+
+	if (!gl->gl_active || gl->gl_interval_us == 0)
+		return 0;
+	interval = gov_local(gl->gl_interval_us);
+	ready = gov_ready_us(gl->gl_tat_us, interval, gl->gl_burst);
+	return (ready > now ? ready - now : 0) + (uint64_t)gl->gl_n * interval;
+}
+
+/* Seconds, rounded up, at least 1, for Retry-After. */
+static unsigned int
+gov_seconds(uint64_t us)
+{
+	us = (us + 999999) / 1000000;
+	return us < 1 ? 1 : us > 86400 ? 86400 : (unsigned int)us;
+}
+
+/*
+ * Retry-After for tk's 429 from where it waits: the tickets ahead of it
+ * at its gate's pace. Under the lock.
+ */
+static unsigned int
+gov_retry_after(struct gov_tenant *gt, const struct gov_ticket *tk,
+    uint64_t now)
+{
+	uint64_t	 t;
+
+	switch (tk->gk_state) {
+	case GK_LANE:
+		return gov_seconds(gov_lane_wait(tk->gk_lane, now));
+	case GK_XQL:
+		t = gov_slots_next(gt);
+		return gov_seconds(t != UINT64_MAX && t > now ? t - now : 0);
+	default:
+		return gov_seconds((uint64_t)gt->gt_mainn *
+		    (gt->gt_interval_us > 0 ? gov_local(gov_interval(gt, now)) :
+		    0));
+	}
+}
+
+/*
  * Does req go now (budget taken), wait (queued: proxy_granted() later)
- * or find the queue full? Worker thread; req_gov is set up here.
+ * or find its queue full (GOV_FULL: why says so, req_retry_after is
+ * set)? Worker thread; req_gov is set up here.
  */
 enum gov_verdict
-governor_admit(struct request *req)
+governor_admit(struct request *req, char *why, size_t whylen)
 {
 	struct tenant			*tn = req->req_tenant;
 	struct gov_tenant		*gt = tn->tn_gov_state;
@@ -1073,14 +1184,17 @@ governor_admit(struct request *req)
 	struct gov_lane			*gl;
 	const char			*path;
 	char				 buf[1024], *big;
-	uint64_t			 now, interval = 0;
-	size_t				 len;
+	uint64_t			 now, interval = 0, lw;
+	size_t				 len, ahead;
 	int				 lane_ok, xql_ok, main_ok;
 
 	memset(tk, 0, sizeof(*tk));
 	tk->gk_req = req;
 	if (gt == NULL)
 		return GOV_GO;
+	/* Every request counts for the retry budget, governed or not. */
+	if (req->req_attempts == 0)
+		gov_tally_add(gt->gt_reqs, req->req_start_mono_us / 1000000);
 	path = gov_path(req, buf, sizeof(buf), &big, &len);
 	glc = gov_limit_find(&tn->tn_gov, path, len);
 	gl = glc != NULL && glc->glc_rate.gr_interval_us > 0 ?
@@ -1098,10 +1212,6 @@ governor_admit(struct request *req)
 	pthread_mutex_lock(&gov_mu);
 	now = gov_now_us();
 	tk->gk_tenant = gt;
-	if (req->req_attempts == 0) {
-		gov_window(gt, now);
-		gt->gt_reqs[gt->gt_sec % GOV_RETRY_WINDOW]++;
-	}
 	/* With the fleet's budget in Redis, only Redis says go. */
 	lane_ok = gl == NULL || !gl->gl_active || gl->gl_interval_us == 0 ||
 	    (!gov_remote && TAILQ_EMPTY(&gl->gl_queue) &&
@@ -1132,22 +1242,50 @@ governor_admit(struct request *req)
 		pthread_mutex_unlock(&gov_mu);
 		return GOV_GO;
 	}
-	if (gt->gt_queued >= gt->gt_queue_max) {
-		gt->gt_full++;
-		tk->gk_tenant = NULL;
-		pthread_mutex_unlock(&gov_mu);
-		return GOV_FULL;
+	/*
+	 * Each queue has its own bound, so one call's backlog refuses no
+	 * other call. A call's own limit is a plain FIFO at a known pace: a
+	 * request that would wait past queue_timeout is told at once.
+	 */
+	if (gl != NULL) {
+		lw = gov_lane_wait(gl, now);
+		if (gl->gl_n >= gt->gt_queue_max ||
+		    lw > (uint64_t)gt->gt_queue_timeout_ms * 1000) {
+			req->req_retry_after = gov_seconds(lw);
+			snprintf(why, whylen, "%zu requests already wait for "
+			    "this call's own limit (limit = %s %s): more than "
+			    "queue_timeout", gl->gl_n, glc->glc_glob,
+			    glc->glc_rate.gr_text);
+			goto full;
+		}
+	} else {
+		ahead = tk->gk_xql ? gt->gt_xqln : gt->gt_mainn;
+		if (ahead >= gt->gt_queue_max) {
+			tk->gk_state = tk->gk_xql ? GK_XQL : GK_MAIN;
+			req->req_retry_after = gov_retry_after(gt, tk, now);
+			tk->gk_state = GK_NONE;
+			snprintf(why, whylen, "the tenant's queue%s is full "
+			    "(queue_max = %zu requests waiting)", tk->gk_xql ?
+			    " for an XQL slot" : "", gt->gt_queue_max);
+			goto full;
+		}
 	}
 	tk->gk_queued_us = now;
 	gt->gt_queued++;
 	if (gl != NULL) {
 		TAILQ_INSERT_TAIL(&gl->gl_queue, tk, gk_entry);
+		gl->gl_n++;
 		tk->gk_state = GK_LANE;
 	} else
 		gov_after_lane(gt, tk);
 	pthread_mutex_unlock(&gov_mu);
 	gov_wake();
 	return GOV_QUEUED;
+full:
+	gt->gt_full++;
+	tk->gk_tenant = NULL;
+	pthread_mutex_unlock(&gov_mu);
+	return GOV_FULL;
 }
 
 /* Take tk out of whichever queue holds it. Under the lock. */
@@ -1157,9 +1295,11 @@ gov_unqueue(struct gov_tenant *gt, struct gov_ticket *tk)
 	switch (tk->gk_state) {
 	case GK_LANE:
 		TAILQ_REMOVE(&tk->gk_lane->gl_queue, tk, gk_entry);
+		tk->gk_lane->gl_n--;
 		break;
 	case GK_XQL:
 		TAILQ_REMOVE(&gt->gt_xqlq, tk, gk_entry);
+		gt->gt_xqln--;
 		break;
 	case GK_MAIN:
 		gov_main_remove(gt, tk);
@@ -1184,6 +1324,7 @@ governor_cancel(struct request *req)
 {
 	struct gov_ticket	*tk = &req->req_gov;
 	struct gov_tenant	*gt = tk->gk_tenant;
+	uint64_t		 now;
 	int			 rc = -1;
 
 	if (gt == NULL)
@@ -1191,8 +1332,10 @@ governor_cancel(struct request *req)
 	pthread_mutex_lock(&gov_mu);
 	if (tk->gk_state == GK_LANE || tk->gk_state == GK_XQL ||
 	    tk->gk_state == GK_MAIN) {
+		now = gov_now_us();
+		req->req_retry_after = gov_retry_after(gt, tk, now);
 		gov_unqueue(gt, tk);
-		req->req_queued_us += gov_now_us() - tk->gk_queued_us;
+		req->req_queued_us += now - tk->gk_queued_us;
 		gt->gt_timedout++;
 		rc = 0;
 	}
@@ -1200,6 +1343,32 @@ governor_cancel(struct request *req)
 	if (rc == 0)
 		gov_wake();	/* the rest of the queue may move */
 	return rc;
+}
+
+/*
+ * A start_xql_query's slot when its request (or attempt) ends without a
+ * query id read from the answer. Nothing sent, or the tenant refused it
+ * (not 2xx): the slot is free. Otherwise the tenant may well run the
+ * query (the client left, the answer broke off or could not be read):
+ * the slot stays taken, nameless, until xql_slot_timeout. Under the lock.
+ */
+static void
+gov_slot_end(struct gov_tenant *gt, const struct request *req,
+    struct gov_slot *gs)
+{
+	int	 status = req->req_upstream_status;
+
+	if (req->req_attempts == 0 || !req->req_xfer.ux_sent ||
+	    (status != 0 && (status < 200 || status > 299))) {
+		gov_slot_release(gt, gs);
+		return;
+	}
+	gs->gs_holder = NULL;
+	gs->gs_expires_us = gov_now_us() +
+	    (uint64_t)gt->gt_xql_timeout_ms * 1000;
+	if (!gs->gs_remote)
+		snprintf(gs->gs_id, sizeof(gs->gs_id), "(no id: request %s)",
+		    req->req_id);
 }
 
 /*
@@ -1225,7 +1394,7 @@ governor_done(struct request *req)
 		tk->gk_inflight = 0;
 	}
 	if (tk->gk_slot != NULL) {
-		gov_slot_release(gt, tk->gk_slot);
+		gov_slot_end(gt, req, tk->gk_slot);
 		tk->gk_slot = NULL;
 	}
 	tk->gk_state = GK_NONE;
@@ -1256,25 +1425,6 @@ governor_take(struct worker *w)
 		TAILQ_REMOVE(&list, tk, gk_entry);
 		proxy_granted(tk->gk_req);
 	}
-}
-
-/*
- * Retry-After for a 429 of xdrproxy's: about when the queue ahead would
- * have drained, in whole seconds, at least 1.
- */
-unsigned int
-governor_retry_after(const struct request *req)
-{
-	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
-	uint64_t		 us;
-
-	if (gt == NULL)
-		return 1;
-	pthread_mutex_lock(&gov_mu);
-	us = (uint64_t)(gt->gt_queued + 1) * gov_interval(gt, gov_now_us());
-	pthread_mutex_unlock(&gov_mu);
-	us = (us + 999999) / 1000000;
-	return us < 1 ? 1 : us > 3600 ? 3600 : (unsigned int)us;
 }
 
 /*
@@ -1325,23 +1475,20 @@ int
 governor_retry_take(struct request *req)
 {
 	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
-	uint64_t		 reqs = 0, retries = 0, allowed;
-	size_t			 i;
+	uint64_t		 sec, reqs, retries, allowed;
 	int			 ok;
 
 	if (gt == NULL)
 		return 1;
 	pthread_mutex_lock(&gov_mu);
-	gov_window(gt, gov_now_us());
-	for (i = 0; i < GOV_RETRY_WINDOW; i++) {
-		reqs += gt->gt_reqs[i];
-		retries += gt->gt_retries[i];
-	}
+	sec = gov_now_us() / 1000000;
+	reqs = gov_tally_sum(gt->gt_reqs, sec);
+	retries = gov_tally_sum(gt->gt_retries, sec);
 	allowed = (uint64_t)((double)reqs * GOV_RETRY_RATIO);
 	if (allowed < GOV_RETRY_FLOOR)
 		allowed = GOV_RETRY_FLOOR;
 	if ((ok = retries < allowed)) {
-		gt->gt_retries[gt->gt_sec % GOV_RETRY_WINDOW]++;
+		gov_tally_add(gt->gt_retries, sec);
 		gt->gt_retried++;
 	} else
 		gt->gt_retry_denied++;
@@ -1370,8 +1517,10 @@ governor_xql_started(struct request *req, const char *id, size_t len)
 			len = sizeof(gs->gs_id) - 1;
 		memcpy(idbuf, id, len);
 		idbuf[len] = '\0';
-		if (gs->gs_remote)
-			gov_op_add(gt->gt_xql_key, gs->gs_id, idbuf);
+		if (gs->gs_remote) {
+			gov_op_add(gt->gt_xql_key, gs->gs_id, idbuf,
+			    (uint64_t)gt->gt_xql_timeout_ms * 1000);
+		}
 		memcpy(gs->gs_id, idbuf, len + 1);
 		tk->gk_slot = NULL;
 	}
@@ -1387,6 +1536,7 @@ governor_xql_final(struct request *req, const char *id, size_t len)
 {
 	struct gov_tenant	*gt = req->req_tenant->tn_gov_state;
 	struct gov_slot		*gs;
+	char			 idbuf[128];
 	int			 wake = 0;
 
 	if (gt == NULL)
@@ -1396,10 +1546,17 @@ governor_xql_final(struct request *req, const char *id, size_t len)
 		if (gs->gs_holder == NULL && strlen(gs->gs_id) == len &&
 		    memcmp(gs->gs_id, id, len) == 0) {
 			gov_slot_release(gt, gs);
-			wake = gt->gt_queued > 0 || !TAILQ_EMPTY(&gov_ops);
 			break;
 		}
 	}
+	/* Started through another instance of the fleet: Redis knows it. */
+	if (gs == NULL && gov_backend && len < 128) {
+		memcpy(idbuf, id, len);
+		idbuf[len] = '\0';
+		gov_op_add(gt->gt_xql_key, idbuf, NULL, 0);
+		gt->gt_xql_remote_at = 0;
+	}
+	wake = gt->gt_queued > 0 || !TAILQ_EMPTY(&gov_ops);
 	pthread_mutex_unlock(&gov_mu);
 	if (wake)
 		gov_wake();

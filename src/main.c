@@ -255,7 +255,7 @@ main_reload(struct main_state *ms)
 {
 	struct config	*cf = NULL;
 	char		 msg[64], *cause = NULL, *why = NULL;
-	int		 i;
+	int		 i, governor_set = 0;
 
 	if (ms->ms_stop) {
 		log_info("SIGHUP: shutting down, not reloading");
@@ -271,6 +271,11 @@ main_reload(struct main_state *ms)
 	log_info("SIGHUP: reloading %s", ms->ms_file);
 	if ((cf = main_config_new(ms->ms_file, 0, &cause)) == NULL ||
 	    server_open(cf, ms->ms_conf, &cause) == -1)
+		goto fail;
+	/* Each tenant's budget by name: before anything else changes. */
+	metrics_register(cf);
+	governor_set = 1;
+	if (governor_configure(cf, &cause) == -1)
 		goto fail;
 	/* One key per chain segment: a new one waits for a restart. */
 	if (!audit_key_same(cf->cf_audit_key != NULL ?
@@ -296,11 +301,6 @@ main_reload(struct main_state *ms)
 			free(why);
 		}
 		goto fail;
-	}
-	metrics_register(cf);
-	if (governor_configure(cf, &why) == -1) {
-		log_warnx("reload: %s", why != NULL ? why : "out of memory");
-		free(why);
 	}
 	if (sink_configure(cf, &why) == -1) {
 		log_warnx("reload: %s", why != NULL ? why : "out of memory");
@@ -330,6 +330,12 @@ main_reload(struct main_state *ms)
 fail:
 	log_warnx("reload failed: %s; configuration %u stays in force",
 	    cause != NULL ? cause : "out of memory", ms->ms_conf->cf_gen);
+	/* The budgets' settings back to the generation in force. */
+	if (governor_set && governor_configure(ms->ms_conf, &why) == -1) {
+		log_warnx("reload: %s", why != NULL ? why : "out of memory");
+		free(why);
+		why = NULL;
+	}
 	free(cause);
 	metrics_reload_result(0);
 	config_unref(cf);
@@ -490,8 +496,8 @@ main(int argc, char *argv[])
 	/* Tenant counter slots, the start time, the first load's time. */
 	if (metrics_init(cf) == -1)
 		fatalx("out of memory");
-	if (governor_start(cf, &cause) == -1 ||
-	    governor_configure(cf, &cause) == -1)
+	/* The tenants' budgets by name; the thread starts after the drop. */
+	if (governor_configure(cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
 	memset(&ms, 0, sizeof(ms));
 	ms.ms_file = file;
@@ -521,6 +527,9 @@ main(int argc, char *argv[])
 	/* Everything root had to open is open: drop before any worker. */
 	if (priv_drop(cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
+	/* The governor's thread (and its Redis), before any worker runs. */
+	if (governor_start(cf, &cause) == -1)
+		fatalx("%s", cause != NULL ? cause : "out of memory");
 	/* The syslog sinks' thread, before any worker can audit. */
 	if (sink_configure(cf, &cause) == -1)
 		fatalx("%s", cause != NULL ? cause : "out of memory");
@@ -543,6 +552,8 @@ main(int argc, char *argv[])
 
 	for (i = 0; i < ms.ms_nworkers; i++)
 		worker_join(&ms.ms_workers[i]);
+	/* No grant may reach a worker from here on. */
+	governor_stop();
 	/* The last records, for whoever verifies the file later. */
 	main_checkpoint_send();
 	sink_stop();
@@ -556,7 +567,7 @@ main(int argc, char *argv[])
 		worker_free(&ms.ms_workers[i]);
 	free(ms.ms_workers);
 	/* After the workers: their requests gave back what they held. */
-	governor_stop();
+	governor_free();
 	metrics_free();
 	event_free(ms.ms_report_ev);
 	event_base_free(ms.ms_base);

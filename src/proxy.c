@@ -182,7 +182,9 @@ proxy_xql_begin(struct request *req)
 static void
 proxy_admit(struct request *req)
 {
-	switch (governor_admit(req)) {
+	char	 why[192];
+
+	switch (governor_admit(req, why, sizeof(why))) {
 	case GOV_GO:
 		proxy_forward(req);
 		return;
@@ -192,10 +194,7 @@ proxy_admit(struct request *req)
 		    req->req_tenant->tn_gov.gc_queue_timeout);
 		return;
 	case GOV_FULL:
-		req->req_retry_after = governor_retry_after(req);
-		request_fail(req, 429, "rate_limited", "the tenant's queue is "
-		    "full (queue_max = %zu requests waiting for its budget)",
-		    req->req_tenant->tn_gov.gc_queue_max);
+		request_fail(req, 429, "rate_limited", "%s", why);
 		return;
 	}
 }
@@ -290,6 +289,8 @@ proxy_retry(struct request *req)
 		    ms);
 	req->req_retry = 1;
 	req->req_state = REQ_WAITING;
+	/* Backing off, it holds no place (max_concurrent, XQL slot). */
+	governor_done(req);
 	timer_add_ms(req->req_timer, ms);
 }
 
@@ -322,12 +323,10 @@ proxy_idle_timeout(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		/* queue_timeout; unless granted meanwhile (then it goes). */
-		if (governor_cancel(req) == 0) {
-			req->req_retry_after = governor_retry_after(req);
+		if (governor_cancel(req) == 0)
 			request_fail(req, 429, "rate_limited", "waited %u ms for "
 			    "the tenant's budget (queue_timeout)",
 			    req->req_tenant->tn_gov.gc_queue_timeout);
-		}
 		return;
 	}
 	if (req->req_state >= REQ_ENDING || req->req_xfer.ux_done)
@@ -524,8 +523,8 @@ proxy_upstream_header(void *arg, const char *line, size_t n)
 	if (req->req_conn == NULL || req->req_state >= REQ_ENDING)
 		return 0;
 	req->req_last_activity_us = request_clock_us(CLOCK_MONOTONIC_COARSE);
-	if (req->req_state == REQ_REPLYING)
-		return n;	/* trailers */
+	if (req->req_state == REQ_REPLYING || req->req_retry)
+		return n;	/* trailers, or an answer to be dropped */
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	out = evhttp_request_get_output_headers(req->req_http);
@@ -605,6 +604,8 @@ proxy_upstream_data(void *arg, const char *data, size_t n)
 	/* The answer of an attempt to be sent again: a small one is read
 	   to its end so the connection can be used again. */
 	if (req->req_retry && req->req_state == REQ_FORWARDING) {
+		req->req_last_activity_us =
+		    request_clock_us(CLOCK_MONOTONIC_COARSE);
 		req->req_retry_discarded += n;
 		return req->req_retry_discarded > PROXY_RETRY_DISCARD_MAX ? 0 :
 		    n;
@@ -612,8 +613,6 @@ proxy_upstream_data(void *arg, const char *data, size_t n)
 	if (req->req_conn == NULL || req->req_state != REQ_REPLYING)
 		return 0;
 	req->req_last_activity_us = request_clock_us(CLOCK_MONOTONIC_COARSE);
-	if (req->req_xql != XQL_NONE)
-		proxy_xql_keep(req, data, n);
 	out = bufferevent_get_output(evhttp_connection_get_bufferevent(
 	    req->req_conn));
 	/* Pause only once a chunk has set proxy_client_drained to resume. */
@@ -622,6 +621,9 @@ proxy_upstream_data(void *arg, const char *data, size_t n)
 		req->req_paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
+	/* A paused chunk comes again: kept only once it is taken. */
+	if (req->req_xql != XQL_NONE)
+		proxy_xql_keep(req, data, n);
 	if (evbuffer_add(scratch, data, n) == -1)
 		return 0;
 	evhttp_send_reply_chunk_with_cb(req->req_http, scratch,

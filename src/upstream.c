@@ -43,6 +43,7 @@ upstream_check_done(struct worker *w)
 {
 	struct request	*req;
 	CURLMsg		*msg;
+	long		 sent;
 	int		 left;
 
 	while ((msg = curl_multi_info_read(w->w_multi, &left)) != NULL) {
@@ -51,6 +52,10 @@ upstream_check_done(struct worker *w)
 		req = NULL;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &req);
 		if (req != NULL) {
+			sent = 0;
+			curl_easy_getinfo(msg->easy_handle,
+			    CURLINFO_REQUEST_SIZE, &sent);
+			req->req_xfer.ux_sent = sent > 0;
 			req->req_xfer.ux_done = 1;
 			req->req_xfer.ux_cbs->uc_done(req, msg->data.result);
 		}
@@ -599,6 +604,10 @@ upstream_start(struct request *req, int has_body,
 	int			 body_mode;
 
 	*cause = NULL;
+	/* A new attempt: nothing of the last one's end carries over. */
+	req->req_xfer.ux_done = 0;
+	req->req_xfer.ux_sent = 0;
+	req->req_paused = 0;
 	cmd = evhttp_request_get_command(req->req_http);
 	body = evhttp_request_get_input_buffer(req->req_http);
 	/* POST always carries a body to the tenant, if only an empty one. */

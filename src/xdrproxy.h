@@ -360,7 +360,8 @@ int	 fleet_status(void);
 int	 fleet_gcra(const char *, uint64_t, unsigned int, fleet_cb, void *);
 int	 fleet_slot_take(const char *, int, uint64_t, const char *, fleet_cb,
 	    void *);
-void	 fleet_slot_rename(const char *, const char *, const char *);
+void	 fleet_slot_rename(const char *, const char *, const char *,
+	    uint64_t);
 void	 fleet_slot_release(const char *, const char *);
 void	 fleet_stop(void);
 
@@ -683,6 +684,7 @@ struct upstream_xfer {
 	const struct upstream_cbs *ux_cbs;
 	int			 ux_in_multi;	/* added to the multi handle */
 	int			 ux_done;	/* libcurl reported the end */
+	int			 ux_sent;	/* the request went out (then) */
 };
 
 /* request.c: the states of a request's life (see request.c). */
@@ -833,12 +835,12 @@ enum gov_verdict {
 };
 int	 governor_start(struct config *, char **);
 void	 governor_stop(void);
+void	 governor_free(void);
 int	 governor_configure(struct config *, char **);
-enum gov_verdict governor_admit(struct request *);
+enum gov_verdict governor_admit(struct request *, char *, size_t);
 int	 governor_cancel(struct request *);
 void	 governor_done(struct request *);
 void	 governor_take(struct worker *);
-unsigned int governor_retry_after(const struct request *);
 void	 governor_observe(struct request *, int);
 int	 governor_retry_take(struct request *);
 void	 governor_xql_started(struct request *, const char *, size_t);

@@ -159,10 +159,18 @@ expect_eq "no request record for what was never sent" \
     "$(grep -c '^{"type":"request",.*"path":"/public_api/v1/x/queued-' "$T/audit.jsonl")" 0
 
 # ---- A client that leaves while queued is removed at once. ----
+stop_proxy
+GOVERNOR="rate_limit = 1/min
+burst = 1
+queue_timeout = 60s" write_config "" "admin_listen = 127.0.0.1:0"
+start_proxy
+admin_port
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/first/
 curl -sS --max-time 1 -o /dev/null -X POST -d '{}' "$URL/public_api/v1/x/leaver/" 2>/dev/null
-wait_num 5 -eq 0 metric 'xdrproxy_queue_depth{tenant="acme"}' &&
+wait_num 2 -eq 0 metric 'xdrproxy_queue_depth{tenant="acme"}' &&
     pass "the queue is empty once the client left" || fail "still queued after the client left"
-wait_for 5 grep -q '"path":"/public_api/v1/x/leaver/"' "$T/audit.jsonl"
+wait_for 2 grep -q '"path":"/public_api/v1/x/leaver/"' "$T/audit.jsonl" &&
+    pass "audited at once" || fail "no record of the client that left"
 expect_match "audited as client_closed" "$(audit_responses | grep '"path":"/public_api/v1/x/leaver/"')" \
     '"status":499,.*"attempts":0,"outcome":"client_aborted","error":"client_closed"'
 expect_eq "never sent" "$(grep -c '/x/leaver/' "$MOCK_LOG")" 0
@@ -171,25 +179,46 @@ stop_proxy
 # ---- A call waiting on its own limit holds up no other call. ----
 : > "$MOCK_LOG"
 GOVERNOR="rate_limit = 0
-limit = /public_api/v1/x/slow_call* 1/min" write_config "" "admin_listen = 127.0.0.1:0"
+queue_timeout = 2m
+limit = /public_api/v1/x/slow_call* 1/min
+limit = /public_api/v1/x/hopeless* 1/min" write_config "" "admin_listen = 127.0.0.1:0"
 start_proxy
 admin_port
 expect_eq "limited call: first at once" "$(px -o /dev/null -w '%{http_code}' -X POST -d '{}' /public_api/v1/x/slow_call/)" 200
-px -o "$T/slow2" -w '%{http_code}' -X POST -d '{}' /public_api/v1/x/slow_call/ > "$T/slow2.code" &
+# curl itself in the background (not px's subshell): killing it closes
+# its connection.
+curl -sS -o /dev/null -X POST -d '{}' "$URL/public_api/v1/x/slow_call/" 2>/dev/null &
 slow2=$!
 wait_num 5 -eq 1 metric 'xdrproxy_queue_depth{tenant="acme"}'
 t=$(px -o /dev/null -w '%{http_code} %{time_total}' -X POST -d '{}' /public_api/v1/x/other/)
 expect_match "another call goes at once meanwhile" "$t" '^200 0\.[0-9]+$'
 expect_match "the built-in limit of get_incident_extra_data applies" \
     "$(px -o /dev/null -w '%{http_code}' -X POST -d '{}' /public_api/v1/incidents/get_incident_extra_data/)" '^200$'
-px -o /dev/null -X POST -d '{}' /public_api/v1/incidents/get_incident_extra_data/ &
+curl -sS -o /dev/null -X POST -d '{}' "$URL/public_api/v1/incidents/get_incident_extra_data/" 2>/dev/null &
 extra2=$!
 wait_num 5 -eq 2 metric 'xdrproxy_queue_depth{tenant="acme"}' &&
     pass "a second get_incident_extra_data waits (10/min)" || fail "get_incident_extra_data not limited"
-expect_eq "the same call spelled with %5F waits too" \
-    "$(px -o /dev/null -w '%{http_code}' --max-time 1 -X POST -d '{}' /public_api/v1/x/slow%5Fcall/ 2>/dev/null)" 000
-kill "$slow2" "$extra2" 2>/dev/null
-wait "$slow2" "$extra2" 2>/dev/null
+curl -sS -o /dev/null -X POST -d '{}' "$URL/public_api/v1/x/slow%5Fcall/" 2>/dev/null &
+spelled=$!
+wait_num 5 -eq 3 metric 'xdrproxy_queue_depth{tenant="acme"}' &&
+    pass "the same call spelled with %5F waits too" || fail "slow%5Fcall not limited"
+kill "$slow2" "$extra2" "$spelled" 2>/dev/null
+wait "$slow2" "$extra2" "$spelled" 2>/dev/null
+wait_num 5 -eq 0 metric 'xdrproxy_queue_depth{tenant="acme"}'
+# A wait on a call's own limit that would pass queue_timeout: told at once.
+GOVERNOR="rate_limit = 0
+queue_timeout = 2s
+limit = /public_api/v1/x/hopeless* 1/min" write_config "" "admin_listen = 127.0.0.1:0"
+kill -HUP "$PROXY_PID"
+wait_for 10 grep -q 'reload: configuration 2 in force' "$PROXY_LOG"
+expect_eq "hopeless: the first at once" "$(px -o /dev/null -w '%{http_code}' -X POST -d '{}' /public_api/v1/x/hopeless/)" 200
+px -D "$T/h.head" -o "$T/h.body" -w '%{time_total}' -X POST -d '{}' /public_api/v1/x/hopeless/ > "$T/h.time"
+cat "$T/h.head" "$T/h.body" > "$T/hopeless"
+expect_proxy_error "a minute's wait past queue_timeout = 2s" 429 rate_limited "$T/hopeless"
+expect_match "told at once ($(cat "$T/h.time") s)" "$(cat "$T/h.time")" '^0\.'
+expect_match "Retry-After: the minute" "$(cat "$T/h.head")" $'Retry-After: (59|60)\r'
+expect_match "says which limit" "$(cat "$T/h.body")" 'this call.s own limit \(limit = /public_api/v1/x/hopeless\* 1/min\)'
+expect_eq "other calls unaffected" "$(px -o /dev/null -w '%{http_code}' -X POST -d '{}' /public_api/v1/x/free/)" 200
 expect_eq "the waiting calls never reached the tenant" "$(grep -c '"uri":"/public_api/v1/x/slow' "$MOCK_LOG")" 1
 expect_eq "get_incident_extra_data: one reached the tenant" "$(grep -c '"uri":"/public_api/v1/incidents/get_incident_extra_data/"' "$MOCK_LOG")" 1
 stop_proxy
@@ -207,6 +236,26 @@ curl -sS --no-progress-meter --parallel --parallel-max 6 -X POST -d '{}' -H 'X-M
 expect_eq "all 6 answered" "$(grep -c '^200$' "$T/conc")" 6
 expect_eq "never more than 2 at the tenant at once" "$(max_in_window 600)" 2
 stop_proxy
+
+# ---- SIGTERM with requests queued: ended with 503, nothing leaks. ----
+GOVERNOR="rate_limit = 1/min
+burst = 1" write_config "" "admin_listen = 127.0.0.1:0
+shutdown_timeout = 1s"
+start_proxy
+admin_port
+px -o /dev/null -X POST -d '{}' /public_api/v1/x/before-stop/
+sp=()
+for i in 1 2 3; do
+	curl -sS -o "$T/stop.$i" -w '%{http_code}' -X POST -d '{}' \
+	    "$URL/public_api/v1/x/queued-at-stop-$i/" > "$T/stop.$i.code" 2>/dev/null &
+	sp+=($!)
+done
+wait_num 5 -eq 3 metric 'xdrproxy_queue_depth{tenant="acme"}'
+stop_proxy
+wait "${sp[@]}"
+expect_eq "queued at SIGTERM: 503 each" "$(cat "$T"/stop.*.code | tr -d '\n')" 503503503
+expect_match "queued at SIGTERM: shutting_down" "$(cat "$T/stop.1")" '"error":"shutting_down"'
+expect_eq "none of them sent" "$(grep -c 'queued-at-stop' "$MOCK_LOG")" 0
 
 # ---- AIMD: the tenant still answers 429 (its budget used by others). ----
 : > "$MOCK_LOG"

@@ -91,6 +91,23 @@ code=$(px -o /dev/null -w '%{http_code}' -H 'X-Mock-Stream: 100000' \
 wait_for 10 grep -q "\"path\":\"$p\"" "$T/audit.jsonl"
 expect_match "a stalled answer: cut, not retried" "$(record "$p")" '"status":200,.*"attempts":1,"outcome":"upstream_error","error":"upstream_timeout"'
 expect_eq "the tenant saw it once" "$(seen "$p" | wc -l)" 1
+
+# After a retry, the second attempt is watched like a first one: it is
+# cut when it stalls, and paused and resumed for a slow client.
+p=/public_api/v1/incidents/get_stream_retried/
+px -o /dev/null -H 'X-Mock-Status: 503' -H 'X-Mock-Status-Times: 1' \
+    -H 'X-Mock-Stream: 100000' -H 'X-Mock-Stall-After: 1000' "$p" 2>/dev/null
+wait_for 10 grep -q "\"path\":\"$p\"" "$T/audit.jsonl"
+expect_match "a retried answer that stalls: cut by upstream_timeout" "$(record "$p")" \
+    '"status":200,.*"attempts":2,"outcome":"upstream_error","error":"upstream_timeout"'
+p=/public_api/v1/incidents/get_big_retried/
+n=$(px -o "$T/big" -w '%{size_download}' --limit-rate 2M -H 'X-Mock-Status: 503' \
+    -H 'X-Mock-Status-Times: 1' -H 'X-Mock-Stream: 4000000' "$p")
+expect_eq "a retried answer to a slow client: all 4000000 bytes" "$n" 4000000
+expect_eq "its bytes are the tenant's" "$(sha256sum < "$T/big" | cut -d' ' -f1)" \
+    "$("$MOCK" --generate 4000000 | sha256sum | cut -d' ' -f1)"
+wait_for 10 grep -q "\"path\":\"$p\"" "$T/audit.jsonl"
+expect_match "audited: 2 attempts, ok" "$(record "$p")" '"status":200,.*"attempts":2,"outcome":"ok"'
 stop_proxy
 
 # A tenant that cannot be reached: tried retry_max (2) more times.
