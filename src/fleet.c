@@ -62,8 +62,10 @@ static const char fleet_slot_lua[] =
 	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
 	"if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then\n"
 	"  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])\n"
-	"  redis.call('PEXPIRE', KEYS[1],"
-	" math.floor(tonumber(ARGV[2]) / 1000) + 1000)\n"
+	"  local ttl = math.floor(tonumber(ARGV[2]) / 1000) + 1000\n"
+	"  if redis.call('PTTL', KEYS[1]) < ttl then\n"
+	"    redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"  end\n"
 	"  return {1, 0}\n"
 	"end\n"
 	"local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
@@ -80,6 +82,10 @@ static const char fleet_rename_lua[] =
 	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
 	"redis.call('ZREM', KEYS[1], ARGV[1])\n"
 	"redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])\n"
+	"local ttl = math.floor(tonumber(ARGV[3]) / 1000) + 1000\n"
+	"if redis.call('PTTL', KEYS[1]) < ttl then\n"
+	"  redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"end\n"
 	"return 1\n";
 
 enum fleet_script { FS_GCRA, FS_SLOT, FS_RENAME, FS_N };

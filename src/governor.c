@@ -206,11 +206,25 @@ gov_wake(void)
 		;
 }
 
+/* a * b, or UINT64_MAX past it: times here can be long ones many times. */
+static uint64_t
+gov_mul(uint64_t a, uint64_t b)
+{
+	return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/* a + b, or UINT64_MAX past it. */
+static uint64_t
+gov_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /* GCRA: when the next request conforms (tat less the burst's tolerance). */
 static uint64_t
 gov_ready_us(uint64_t tat, uint64_t interval, unsigned int burst)
 {
-	uint64_t	 tau = interval * (burst > 0 ? burst - 1 : 0);
+	uint64_t	 tau = gov_mul(interval, burst > 0 ? burst - 1 : 0);
 
 	return tat > tau ? tat - tau : 0;
 }
@@ -219,7 +233,7 @@ gov_ready_us(uint64_t tat, uint64_t interval, unsigned int burst)
 static uint64_t
 gov_take(uint64_t tat, uint64_t now, uint64_t interval)
 {
-	return (tat > now ? tat : now) + interval;
+	return gov_add(tat > now ? tat : now, interval);
 }
 
 /*
@@ -257,8 +271,8 @@ gov_interval(struct gov_tenant *gt, uint64_t now)
 static uint64_t
 gov_local(uint64_t interval)
 {
-	return gov_backend && !gov_remote ? interval * (uint64_t)gov_share :
-	    interval;
+	return gov_backend && !gov_remote ? gov_mul(interval,
+	    (uint64_t)gov_share) : interval;
 }
 
 /* One more in second sec of a tally. */
@@ -838,13 +852,13 @@ gov_fleet_changed(int up)
 	now = gov_now_us();
 	for (t = 0; !up && t < gov_ntenants; t++) {
 		gt = gov_tenants[t];
-		full = now + gov_local(gov_interval(gt, now)) *
-		    (uint64_t)(gt->gt_burst > 0 ? gt->gt_burst : 1);
+		full = gov_add(now, gov_mul(gov_local(gov_interval(gt, now)),
+		    (uint64_t)(gt->gt_burst > 0 ? gt->gt_burst : 1)));
 		if (gt->gt_interval_us > 0 && gt->gt_tat_us < full)
 			gt->gt_tat_us = full;
 		TAILQ_FOREACH(gl, &gt->gt_lanes, gl_entry) {
-			full = now + gov_local(gl->gl_interval_us) *
-			    (uint64_t)gl->gl_burst;
+			full = gov_add(now, gov_mul(gov_local(
+			    gl->gl_interval_us), (uint64_t)gl->gl_burst));
 			if (gl->gl_tat_us < full)
 				gl->gl_tat_us = full;
 		}
@@ -1011,6 +1025,21 @@ gov_tenant_get(const struct tenant *tn)
 	return gt;
 }
 
+/*
+ * A bucket's new rate: no later than a whole burst at that rate from
+ * now, so a reload that speeds a limit up leaves no wait of the old one.
+ */
+static void
+gov_clamp(uint64_t *tat, uint64_t interval, int burst)
+{
+	uint64_t	 most;
+
+	most = gov_add(gov_now_us(), gov_mul(interval,
+	    (uint64_t)(burst > 0 ? burst : 1)));
+	if (*tat > most)
+		*tat = most;
+}
+
 /* The lane of a limit line, made if new; NULL if out of memory. */
 static struct gov_lane *
 gov_lane_get(struct gov_tenant *gt, const struct gov_limit_conf *glc)
@@ -1058,13 +1087,18 @@ governor_configure(struct config *cf, char **cause)
 	pthread_mutex_lock(&gov_mu);
 	TAILQ_FOREACH(tn, &cf->cf_tenants, tn_entry) {
 		if ((gt = gov_tenant_get(tn)) == NULL) {
-			rc = -1;
+			rc = gov_ntenants == GOV_MAX_TENANTS ? -2 : -1;
 			break;
 		}
 		tn->tn_gov_state = gt;
 		gt->gt_mslot = tn->tn_metrics_slot;
-		if (gt->gt_interval_us != tn->tn_gov.gc_rate.gr_interval_us)
+		if (gt->gt_interval_us != tn->tn_gov.gc_rate.gr_interval_us) {
 			gt->gt_factor = 1.0;
+			/* A faster rate: no wait left over from the old one. */
+			gov_clamp(&gt->gt_tat_us,
+			    tn->tn_gov.gc_rate.gr_interval_us,
+			    tn->tn_gov.gc_burst);
+		}
 		gt->gt_interval_us = tn->tn_gov.gc_rate.gr_interval_us;
 		gt->gt_burst = tn->tn_gov.gc_burst;
 		gt->gt_max_conc = tn->tn_gov.gc_max_concurrent;
@@ -1083,6 +1117,11 @@ governor_configure(struct config *cf, char **cause)
 			/* The first line for a glob is the one that applies. */
 			if (!gl->gl_active) {
 				gl->gl_active = 1;
+				if (gl->gl_interval_us !=
+				    glc->glc_rate.gr_interval_us)
+					gov_clamp(&gl->gl_tat_us,
+					    glc->glc_rate.gr_interval_us,
+					    (int)glc->glc_burst);
 				gl->gl_interval_us = glc->glc_rate.gr_interval_us;
 				gl->gl_burst = glc->glc_burst;
 			}
@@ -1092,6 +1131,13 @@ governor_configure(struct config *cf, char **cause)
 			break;
 	}
 	pthread_mutex_unlock(&gov_mu);
+	if (rc == -2) {
+		if (asprintf(cause, "more than %d tenant names since the start; "
+		    "the governor keeps each name's budget until a restart",
+		    GOV_MAX_TENANTS) == -1)
+			*cause = NULL;
+		return -1;
+	}
 	if (rc == -1) {
 		*cause = strdup("governor: out of memory");
 		return -1;
@@ -1134,15 +1180,18 @@ gov_lane_wait(const struct gov_lane *gl, uint64_t now)
 	if (!gl->gl_active || gl->gl_interval_us == 0)
 		return 0;
 	interval = gov_local(gl->gl_interval_us);
-	ready = gov_ready_us(gl->gl_tat_us, interval, gl->gl_burst);
-	return (ready > now ? ready - now : 0) + (uint64_t)gl->gl_n * interval;
+	/* Redis keeps the budget: the last it said, not our own bucket. */
+	ready = gov_remote ? gl->gl_remote_at : gov_ready_us(gl->gl_tat_us,
+	    interval, gl->gl_burst);
+	return gov_add(ready > now ? ready - now : 0,
+	    gov_mul((uint64_t)gl->gl_n, interval));
 }
 
 /* Seconds, rounded up, at least 1, for Retry-After. */
 static unsigned int
 gov_seconds(uint64_t us)
 {
-	us = (us + 999999) / 1000000;
+	us = gov_add(us, 999999) / 1000000;
 	return us < 1 ? 1 : us > 86400 ? 86400 : (unsigned int)us;
 }
 
@@ -1163,8 +1212,8 @@ gov_retry_after(struct gov_tenant *gt, const struct gov_ticket *tk,
 		t = gov_slots_next(gt);
 		return gov_seconds(t != UINT64_MAX && t > now ? t - now : 0);
 	default:
-		return gov_seconds((uint64_t)gt->gt_mainn *
-		    (gt->gt_interval_us > 0 ? gov_local(gov_interval(gt, now)) :
+		return gov_seconds(gov_mul((uint64_t)gt->gt_mainn,
+		    gt->gt_interval_us > 0 ? gov_local(gov_interval(gt, now)) :
 		    0));
 	}
 }
@@ -1253,12 +1302,15 @@ governor_admit(struct request *req, char *why, size_t whylen)
 		    lw > (uint64_t)gt->gt_queue_timeout_ms * 1000) {
 			req->req_retry_after = gov_seconds(lw);
 			snprintf(why, whylen, "%zu requests already wait for "
-			    "this call's own limit (limit = %s %s): more than "
-			    "queue_timeout", gl->gl_n, glc->glc_glob,
-			    glc->glc_rate.gr_text);
+			    "this call's own limit (limit = %s %s): %s",
+			    gl->gl_n, glc->glc_glob, glc->glc_rate.gr_text,
+			    gl->gl_n >= gt->gt_queue_max ? "queue_max reached" :
+			    "the wait would pass queue_timeout");
 			goto full;
 		}
-	} else {
+	}
+	/* Past its call's limit it joins these: their bound too. */
+	{
 		ahead = tk->gk_xql ? gt->gt_xqln : gt->gt_mainn;
 		if (ahead >= gt->gt_queue_max) {
 			tk->gk_state = tk->gk_xql ? GK_XQL : GK_MAIN;
@@ -1354,11 +1406,13 @@ governor_cancel(struct request *req)
  */
 static void
 gov_slot_end(struct gov_tenant *gt, const struct request *req,
-    struct gov_slot *gs)
+    struct gov_slot *gs, int held)
 {
 	int	 status = req->req_upstream_status;
+	int	 sent = req->req_xfer.ux_sent || status != 0;
 
-	if (req->req_attempts == 0 || !req->req_xfer.ux_sent ||
+	/* held: this attempt was sent (its ticket taken), not a queued one. */
+	if (!held || req->req_attempts == 0 || !sent ||
 	    (status != 0 && (status < 200 || status > 299))) {
 		gov_slot_release(gt, gs);
 		return;
@@ -1380,11 +1434,12 @@ governor_done(struct request *req)
 {
 	struct gov_ticket	*tk = &req->req_gov;
 	struct gov_tenant	*gt = tk->gk_tenant;
-	int			 wake;
+	int			 wake, held;
 
 	if (gt == NULL)
 		return;
 	pthread_mutex_lock(&gov_mu);
+	held = tk->gk_state == GK_HELD;
 	if (tk->gk_state == GK_GRANTED)
 		TAILQ_REMOVE(&req->req_worker->w_granted, tk, gk_entry);
 	else
@@ -1394,7 +1449,7 @@ governor_done(struct request *req)
 		tk->gk_inflight = 0;
 	}
 	if (tk->gk_slot != NULL) {
-		gov_slot_end(gt, req, tk->gk_slot);
+		gov_slot_end(gt, req, tk->gk_slot, held);
 		tk->gk_slot = NULL;
 	}
 	tk->gk_state = GK_NONE;
@@ -1457,8 +1512,10 @@ governor_observe(struct request *req, int status)
 		 * grew with it).
 		 */
 		interval = gov_interval(gt, now);
-		if (gt->gt_tat_us < now + interval * (uint64_t)gt->gt_burst)
-			gt->gt_tat_us = now + interval * (uint64_t)gt->gt_burst;
+		if (gt->gt_tat_us < gov_add(now, gov_mul(interval,
+		    (uint64_t)gt->gt_burst)))
+			gt->gt_tat_us = gov_add(now, gov_mul(interval,
+			    (uint64_t)gt->gt_burst));
 		log_warnx("tenant %s: the tenant answered 429 (its budget is "
 		    "used by others too); rate lowered to %.2f/s for a while",
 		    gt->gt_name, gov_rate_per_s(gt->gt_interval_us) *

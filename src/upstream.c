@@ -676,8 +676,16 @@ upstream_detach(struct request *req)
 {
 	struct worker		*w = req->req_worker;
 	struct upstream_xfer	*ux = &req->req_xfer;
+	long			 sent;
 
 	if (ux->ux_in_multi) {
+		/* Cut short (client gone, timeout): did the request go out? */
+		if (!ux->ux_done) {
+			sent = 0;
+			curl_easy_getinfo(ux->ux_easy, CURLINFO_REQUEST_SIZE,
+			    &sent);
+			ux->ux_sent = sent > 0;
+		}
 		curl_multi_remove_handle(w->w_multi, ux->ux_easy);
 		ux->ux_in_multi = 0;
 		/* Time to first byte, connections: before the reset. */

@@ -62,6 +62,13 @@ else fail "only $waited starts waited for a slot"; fi
 expect_match "a failed start" "$(curl -sS -X POST -H 'X-Mock-Status: 500' -d "$q" \
     "$URL/public_api/v1/xql/start_xql_query/")" '"err_code":500'
 expect_eq "its slot given back" "$(metric 'xdrproxy_xql_slots_in_use{tenant="acme"}')" 0
+# A start that went out and whose client left before the answer: the
+# tenant may run it, so its slot stays taken (until xql_slot_timeout).
+curl -sS --max-time 1 -o /dev/null -X POST -H 'X-Mock-Delay-Ms: 2500' -d "$q" \
+    "$URL/public_api/v1/xql/start_xql_query/" 2>/dev/null
+wait_for 5 grep -q '"status":499,.*"attempts":1,' "$T/audit.jsonl"
+expect_eq "a start sent, its client gone: the slot stays taken" \
+    "$(metric 'xdrproxy_xql_slots_in_use{tenant="acme"}')" 1
 stop_proxy
 
 # Nobody polls: the slots come back after xql_slot_timeout.
