@@ -1160,6 +1160,9 @@ gov_path(const struct request *req, char *buf, size_t size, char **big,
 
 	*big = NULL;
 	*len = req->req_path_len;
+	/* Nothing percent-encoded: already canonical. */
+	if (memchr(req->req_uri, '%', *len) == NULL)
+		return req->req_uri;
 	if (*len >= size && (out = *big = malloc(*len + 1)) == NULL)
 		return req->req_uri;
 	if (policy_canon(req->req_uri, *len, out, &why) == -1)

@@ -163,11 +163,14 @@ proxy_xql_begin(struct request *req)
 	const char	*why;
 	char		 buf[1024];
 
-	if (req->req_tenant->tn_gov.gc_xql_max == 0 ||
-	    req->req_path_len >= sizeof(buf) ||
-	    policy_canon(req->req_uri, req->req_path_len, buf, &why) == -1)
+	if (req->req_tenant->tn_gov.gc_xql_max == 0)
 		return;
-	req->req_xql = xql_kind(buf, strlen(buf));
+	/* Nothing percent-encoded: the path is already canonical. */
+	if (memchr(req->req_uri, '%', req->req_path_len) == NULL)
+		req->req_xql = xql_kind(req->req_uri, req->req_path_len);
+	else if (req->req_path_len < sizeof(buf) && policy_canon(req->req_uri,
+	    req->req_path_len, buf, &why) == 0)
+		req->req_xql = xql_kind(buf, strlen(buf));
 	if (req->req_xql != XQL_RESULTS)
 		return;
 	body = evhttp_request_get_input_buffer(req->req_http);
