@@ -118,6 +118,7 @@ gov_limit_add(struct gov_conf *gc, const char *value, const char *file,
 {
 	struct gov_rate	 gr;
 	char		*copy, *glob, *rate, *extra, *end, *canon = NULL;
+	char		*last = NULL;
 	const char	*cwhy;
 	unsigned long	 burst = 1;
 	int		 rc = -1;
@@ -125,9 +126,9 @@ gov_limit_add(struct gov_conf *gc, const char *value, const char *file,
 	*why = NULL;
 	if ((copy = strdup(value)) == NULL)
 		return -1;
-	glob = strtok(copy, " \t");
-	rate = strtok(NULL, " \t");
-	extra = strtok(NULL, " \t");
+	glob = strtok_r(copy, " \t", &last);
+	rate = strtok_r(NULL, " \t", &last);
+	extra = strtok_r(NULL, " \t", &last);
 	if (glob == NULL || rate == NULL) {
 		*why = strdup("limit: expected 'GLOB RATE [burst=N]', e.g. "
 		    "/public_api/v1/incidents/get_incident_extra_data* 10/min");
@@ -151,7 +152,7 @@ gov_limit_add(struct gov_conf *gc, const char *value, const char *file,
 		    !isdigit((unsigned char)extra[6]) ||
 		    (burst = strtoul(extra + 6, &end, 10)) == 0 ||
 		    errno != 0 || *end != '\0' || burst > 100000 ||
-		    strtok(NULL, " \t") != NULL) {
+		    strtok_r(NULL, " \t", &last) != NULL) {
 			if (asprintf(why, "limit: expected burst=N (1 to "
 			    "100000) after the rate, not '%s'", extra) == -1)
 				*why = NULL;

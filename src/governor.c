@@ -1148,30 +1148,6 @@ governor_configure(struct config *cf, char **cause)
 }
 
 /*
- * The path as limit globs see it: canonical (policy_canon), into buf, or
- * a copy to free in *big; the raw path if it has a spelling rules refuse.
- */
-static const char *
-gov_path(const struct request *req, char *buf, size_t size, char **big,
-    size_t *len)
-{
-	const char	*why;
-	char		*out = buf;
-
-	*big = NULL;
-	*len = req->req_path_len;
-	/* Nothing percent-encoded: already canonical. */
-	if (memchr(req->req_uri, '%', *len) == NULL)
-		return req->req_uri;
-	if (*len >= size && (out = *big = malloc(*len + 1)) == NULL)
-		return req->req_uri;
-	if (policy_canon(req->req_uri, *len, out, &why) == -1)
-		return req->req_uri;
-	*len = strlen(out);
-	return out;
-}
-
-/*
  * How long one more request would wait on a call's own limit: until it
  * is ready, and a turn for each one already waiting. Under the lock.
  */
@@ -1234,10 +1210,8 @@ governor_admit(struct request *req, char *why, size_t whylen)
 	struct gov_ticket		*tk = &req->req_gov;
 	const struct gov_limit_conf	*glc;
 	struct gov_lane			*gl;
-	const char			*path;
-	char				 buf[1024], *big;
 	uint64_t			 now, interval = 0, lw;
-	size_t				 len, ahead;
+	size_t				 ahead;
 	int				 lane_ok, xql_ok, main_ok;
 
 	memset(tk, 0, sizeof(*tk));
@@ -1247,13 +1221,13 @@ governor_admit(struct request *req, char *why, size_t whylen)
 	/* Every request counts for the retry budget, governed or not. */
 	if (req->req_attempts == 0)
 		gov_tally_add(gt->gt_reqs, req->req_start_mono_us / 1000000);
-	path = gov_path(req, buf, sizeof(buf), &big, &len);
-	glc = gov_limit_find(&tn->tn_gov, path, len);
+	/* A spelling policy_canon refuses: its own bytes, as written. */
+	glc = req->req_canon != NULL ? gov_limit_find(&tn->tn_gov,
+	    req->req_canon, req->req_canon_len) : gov_limit_find(&tn->tn_gov,
+	    req->req_uri, req->req_path_len);
 	gl = glc != NULL && glc->glc_rate.gr_interval_us > 0 ?
 	    glc->glc_lane : NULL;
-	tk->gk_xql = tn->tn_gov.gc_xql_max > 0 && xql_kind(path, len) ==
-	    XQL_START;
-	free(big);
+	tk->gk_xql = req->req_xql == XQL_START;	/* proxy_xql_begin() */
 	if (gl == NULL && !tk->gk_xql &&
 	    tn->tn_gov.gc_rate.gr_interval_us == 0 &&
 	    tn->tn_gov.gc_max_concurrent == 0)

@@ -146,6 +146,7 @@ proxy_handle(struct evhttp_request *http, void *arg)
 		return;
 	}
 	req->req_has_body = fs.fs_has_body;
+	request_canon(req);
 	proxy_xql_begin(req);
 	/* From here on a client that leaves is noticed, queued or not. */
 	proxy_watch_client(req);
@@ -160,17 +161,10 @@ static void
 proxy_xql_begin(struct request *req)
 {
 	struct evbuffer	*body;
-	const char	*why;
-	char		 buf[1024];
 
-	if (req->req_tenant->tn_gov.gc_xql_max == 0)
+	if (req->req_tenant->tn_gov.gc_xql_max == 0 || req->req_canon == NULL)
 		return;
-	/* Nothing percent-encoded: the path is already canonical. */
-	if (memchr(req->req_uri, '%', req->req_path_len) == NULL)
-		req->req_xql = xql_kind(req->req_uri, req->req_path_len);
-	else if (req->req_path_len < sizeof(buf) && policy_canon(req->req_uri,
-	    req->req_path_len, buf, &why) == 0)
-		req->req_xql = xql_kind(buf, strlen(buf));
+	req->req_xql = xql_kind(req->req_canon, req->req_canon_len);
 	if (req->req_xql != XQL_RESULTS)
 		return;
 	body = evhttp_request_get_input_buffer(req->req_http);
@@ -221,7 +215,8 @@ proxy_forward(struct request *req)
 {
 	char	*cause = NULL;
 
-	if (!req->req_audited) {
+	/* Once, before the first attempt. */
+	if (req->req_attempts == 0) {
 		if (audit_write(req, AUDIT_REQUEST) == -1) {
 			if (req->req_conf->cf_audit_fail == AUDIT_FAIL_CLOSED) {
 				audit_count_unavailable();
@@ -233,7 +228,6 @@ proxy_forward(struct request *req)
 			log_warn("request %s: audit record not written; "
 			    "forwarded (audit_fail = open)", req->req_id);
 		}
-		req->req_audited = 1;
 	}
 	req->req_up_clen = PROXY_CLEN_NONE;
 	req->req_up_te = 0;
@@ -297,12 +291,14 @@ proxy_retry(struct request *req)
 	timer_add_ms(req->req_timer, ms);
 }
 
-/* The backoff is over: out of libcurl, back through the governor. */
+/*
+ * The backoff is over: out of libcurl, back through the governor
+ * (proxy_retry() gave back what the last attempt held).
+ */
 static void
 proxy_retry_fire(struct request *req)
 {
 	upstream_detach(req);
-	governor_done(req);
 	req->req_retry = 0;
 	evhttp_clear_headers(evhttp_request_get_output_headers(req->req_http));
 	proxy_admit(req);
@@ -647,7 +643,7 @@ proxy_xql_keep(struct request *req, const char *data, size_t n)
 	if (req->req_xql_body == NULL &&
 	    (req->req_xql_body = evbuffer_new()) == NULL)
 		return;
-	if (evbuffer_get_length(req->req_xql_body) + n > xql_capture_max()) {
+	if (evbuffer_get_length(req->req_xql_body) + n > XQL_CAPTURE_MAX) {
 		req->req_xql_big = 1;
 		evbuffer_drain(req->req_xql_body,
 		    evbuffer_get_length(req->req_xql_body));

@@ -111,6 +111,30 @@ request_client_closed(struct evhttp_connection *conn, void *arg)
 	request_finish(req);
 }
 
+/*
+ * The path as limit and retry globs see it (policy_canon), worked out
+ * once: the request line's own bytes when nothing is percent-encoded,
+ * else a copy; NULL for a spelling policy_canon refuses (or no memory).
+ * Valid until request_end() hands evhttp's request back.
+ */
+void
+request_canon(struct request *req)
+{
+	const char	*why;
+
+	req->req_canon = req->req_uri;
+	req->req_canon_len = req->req_path_len;
+	if (memchr(req->req_uri, '%', req->req_path_len) == NULL)
+		return;
+	req->req_canon = NULL;
+	if ((req->req_canon_copy = malloc(req->req_path_len + 1)) == NULL ||
+	    policy_canon(req->req_uri, req->req_path_len,
+	    req->req_canon_copy, &why) == -1)
+		return;
+	req->req_canon = req->req_canon_copy;
+	req->req_canon_len = strlen(req->req_canon_copy);
+}
+
 /* A request evhttp read whole, on listener ln; NULL if out of memory. */
 struct request *
 request_new(struct listener *ln, struct evhttp_request *http)
@@ -175,6 +199,7 @@ request_free(struct request *req)
 	if (req->req_timer != NULL)
 		event_free(req->req_timer);
 	free(req->req_uri_copy);
+	free(req->req_canon_copy);
 	free(req->req_xql_id);
 	if (req->req_xql_body != NULL)
 		evbuffer_free(req->req_xql_body);

@@ -24,24 +24,13 @@
 static int
 retry_safe(const struct request *req)
 {
-	const struct gov_conf	*gc = &req->req_tenant->tn_gov;
-	const char		*why;
-	char			 buf[1024], *canon = buf;
-	size_t			 len = req->req_path_len;
-	int			 safe;
-
 	if (strcmp(req->req_method, "GET") == 0 ||
 	    strcmp(req->req_method, "HEAD") == 0)
 		return 1;
-	if (len >= sizeof(buf) && (canon = malloc(len + 1)) == NULL)
-		return 0;
-	if (policy_canon(req->req_uri, len, canon, &why) == -1)
-		safe = 0;	/* a spelling rules refuse: not a known read */
-	else
-		safe = gov_retry_path(gc, canon, strlen(canon));
-	if (canon != buf)
-		free(canon);
-	return safe;
+	/* A spelling globs cannot read is no known read. */
+	return req->req_canon != NULL &&
+	    gov_retry_path(&req->req_tenant->tn_gov, req->req_canon,
+	    req->req_canon_len);
 }
 
 /* One more attempt allowed, and the tenant's wait not beyond retry_cap? */

@@ -43,7 +43,6 @@ upstream_check_done(struct worker *w)
 {
 	struct request	*req;
 	CURLMsg		*msg;
-	long		 sent;
 	int		 left;
 
 	while ((msg = curl_multi_info_read(w->w_multi, &left)) != NULL) {
@@ -52,10 +51,6 @@ upstream_check_done(struct worker *w)
 		req = NULL;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &req);
 		if (req != NULL) {
-			sent = 0;
-			curl_easy_getinfo(msg->easy_handle,
-			    CURLINFO_REQUEST_SIZE, &sent);
-			req->req_xfer.ux_sent = sent > 0;
 			req->req_xfer.ux_done = 1;
 			req->req_xfer.ux_cbs->uc_done(req, msg->data.result);
 		}
@@ -679,13 +674,10 @@ upstream_detach(struct request *req)
 	long			 sent;
 
 	if (ux->ux_in_multi) {
-		/* Cut short (client gone, timeout): did the request go out? */
-		if (!ux->ux_done) {
-			sent = 0;
-			curl_easy_getinfo(ux->ux_easy, CURLINFO_REQUEST_SIZE,
-			    &sent);
-			ux->ux_sent = sent > 0;
-		}
+		/* Did the request go out (governor.c's XQL slots ask)? */
+		sent = 0;
+		curl_easy_getinfo(ux->ux_easy, CURLINFO_REQUEST_SIZE, &sent);
+		ux->ux_sent = sent > 0;
 		curl_multi_remove_handle(w->w_multi, ux->ux_easy);
 		ux->ux_in_multi = 0;
 		/* Time to first byte, connections: before the reset. */

@@ -327,7 +327,7 @@ int64_t		 config_parse_date(const char *);
 /* govconf.c: the governor's settings. */
 enum gov_backend_kind {
 	GOV_BACKEND_LOCAL,
-	GOV_BACKEND_REDIS,	/* redis:// or rediss:// (gb_tls) */
+	GOV_BACKEND_REDIS,	/* redis:// */
 	GOV_BACKEND_UNIX	/* unix:/path: gb_host is the path */
 };
 struct gov_backend {
@@ -335,7 +335,6 @@ struct gov_backend {
 	char			 gb_host[256];
 	int			 gb_port;
 	int			 gb_db;
-	int			 gb_tls;
 };
 int	 gov_parse_rate(const char *, struct gov_rate *);
 double	 gov_rate_per_s(uint64_t);
@@ -684,7 +683,7 @@ struct upstream_xfer {
 	const struct upstream_cbs *ux_cbs;
 	int			 ux_in_multi;	/* added to the multi handle */
 	int			 ux_done;	/* libcurl reported the end */
-	int			 ux_sent;	/* the request went out (then) */
+	int			 ux_sent;	/* it went out: upstream_detach() */
 };
 
 /* request.c: the states of a request's life (see request.c). */
@@ -699,6 +698,7 @@ enum request_state {
 };
 
 /* xql.c */
+#define XQL_CAPTURE_MAX	(256 * 1024)	/* longer answers are not read */
 enum xql_kind {
 	XQL_NONE,
 	XQL_START,	/* start_xql_query: takes a slot */
@@ -709,7 +709,6 @@ enum xql_kind xql_kind(const char *, size_t);
 char	*xql_request_id(const char *, size_t);
 void	 xql_answer(struct request *, enum xql_kind, const char *,
 	    const unsigned char *, size_t, int);
-size_t	 xql_capture_max(void);
 
 /*
  * governor.c: a request's place in its tenant's budget. Small, and all
@@ -785,8 +784,11 @@ struct request {
 	uint64_t		 req_queued_us;	/* waited in all, all attempts */
 	unsigned int		 req_attempts;	/* transfers started */
 	unsigned int		 req_retry_after;	/* s, with a 429 of ours */
-	int			 req_audited;	/* request record written */
 	int			 req_has_body;	/* the client framed a body */
+	/* request_canon(): the path as globs see it, until request_end(). */
+	const char		*req_canon;	/* NULL: a spelling refused */
+	size_t			 req_canon_len;
+	char			*req_canon_copy;	/* when it differs */
 	/* Retries (retry.c). */
 	int			 req_retry;	/* this attempt is to be retried */
 	size_t			 req_retry_discarded;	/* its body, dropped */
@@ -796,7 +798,7 @@ struct request {
 	char			*req_xql_id;	/* get_query_results: the query */
 	struct evbuffer		*req_xql_body;	/* the answer, while small */
 	int			 req_xql_gzip;
-	int			 req_xql_big;	/* over xql_capture_max() */
+	int			 req_xql_big;	/* over XQL_CAPTURE_MAX */
 };
 TAILQ_HEAD(requests, request);
 
@@ -804,6 +806,7 @@ uint64_t request_clock_us(clockid_t);
 uint64_t request_wall_ms(void);
 void	 request_id_new(struct worker *, char [REQUEST_ID_LEN + 1]);
 struct request *request_new(struct listener *, struct evhttp_request *);
+void	 request_canon(struct request *);
 void	 request_finish(struct request *);
 void	 request_fail(struct request *, int, const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));

@@ -19,8 +19,7 @@
 
 #include "xdrproxy.h"
 
-/* Answers longer than this are not kept (nor read). */
-#define XQL_CAPTURE_MAX		(256 * 1024)
+/* An inflated answer longer than this is not read. */
 #define XQL_INFLATE_MAX		(1024 * 1024)
 
 /* Which XQL call a canonical path is (a trailing '/' or not). */
@@ -153,11 +152,4 @@ done:
 	json_object_put(o);
 	if (plain != NULL)
 		evbuffer_free(plain);
-}
-
-/* How much of an XQL answer is kept to be read (xql_answer). */
-size_t
-xql_capture_max(void)
-{
-	return XQL_CAPTURE_MAX;
 }

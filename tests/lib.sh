@@ -254,6 +254,33 @@ px() {
 	curl -sS --max-time 60 "${@:1:$#-1}" "$URL$path"
 }
 
+# mock_max_in_window FILE MS [SKIP_MS [FROM_MS [TO_MS]]]: the most requests the
+# mock logged in FILE within any MS ms, counting only those received at
+# FROM_MS..TO_MS (epoch ms; default: all) and not in the first SKIP_MS ms
+# of those.
+mock_max_in_window() {
+	python3 - "$1" "$2" "${3:-0}" "${4:-0}" "${5:-0}" <<'EOF'
+import json, sys
+w, skip, lo, hi = (int(a) for a in sys.argv[2:6])
+at = sorted(json.loads(l)["at"] for l in open(sys.argv[1])
+            if '"event":"request"' in l)
+at = [a for a in at if a >= lo and (hi == 0 or a < hi)]
+at = [a for a in at if a >= at[0] + skip] if at else []
+best, j = 0, 0
+for i in range(len(at)):
+    while at[i] - at[j] >= w:
+        j += 1
+    best = max(best, i - j + 1)
+print(best)
+EOF
+}
+# mock_span_ms FILE: ms from the first request the mock logged to the last.
+mock_span_ms() {
+	python3 -c 'import json, sys
+a = [json.loads(l)["at"] for l in open(sys.argv[1]) if "\"event\":\"request\"" in l]
+print(max(a) - min(a) if a else 0)' "$1"
+}
+
 # mock_requests: number of requests the mock tenant received.
 mock_requests() { grep -c '"event":"request"' "$MOCK_LOG"; }
 

@@ -126,33 +126,6 @@ metric() {
 # metric_is ADMIN-PORT NAME VALUE
 metric_is() { [ "$(metric "$1" "$2")" = "$3" ]; }
 
-# max_in_window FILE MS [SKIP_MS [FROM_MS [TO_MS]]]: the most requests the
-# mock logged in FILE within any MS ms, counting only those received at
-# FROM_MS..TO_MS (epoch ms; default: all) and not in the first SKIP_MS ms
-# of those.
-max_in_window() {
-	python3 - "$1" "$2" "${3:-0}" "${4:-0}" "${5:-0}" <<'EOF'
-import json, sys
-w, skip, lo, hi = (int(a) for a in sys.argv[2:6])
-at = sorted(json.loads(l)["at"] for l in open(sys.argv[1])
-            if '"event":"request"' in l)
-at = [a for a in at if a >= lo and (hi == 0 or a < hi)]
-at = [a for a in at if a >= at[0] + skip] if at else []
-best, j = 0, 0
-for i in range(len(at)):
-    while at[i] - at[j] >= w:
-        j += 1
-    best = max(best, i - j + 1)
-print(best)
-EOF
-}
-# span_ms FILE: ms from the first request the mock logged to the last.
-span_ms() {
-	python3 -c 'import json, sys
-a = [json.loads(l)["at"] for l in open(sys.argv[1]) if "\"event\":\"request\"" in l]
-print(max(a) - min(a) if a else 0)' "$1"
-}
-
 # urls FILE BASE-URL PREFIX N: a curl -K list of N POSTs.
 urls() {
 	local i
@@ -211,13 +184,13 @@ expect_eq "shared budget: the tenant answered no 429" \
     "$(grep -c '"event":"rate_limited"' "$L1")" 0
 expect_eq "shared budget: the tenant saw 210 requests" \
     "$(grep -c '"event":"request"' "$L1")" 210
-w1=$(max_in_window "$L1" 1000 1000)
+w1=$(mock_max_in_window "$L1" 1000 1000)
 if [ "$w1" -le 11 ]; then pass "shared budget: after the first second, at most 11 requests in any second (saw $w1)"
 else fail "shared budget: after the first second, $w1 requests within one second (the two instances did not share)"; fi
-w0=$(max_in_window "$L1" 1000)
+w0=$(mock_max_in_window "$L1" 1000)
 if [ "$w0" -le 21 ]; then pass "shared budget: at most 10 a second plus the burst once (saw $w0)"
 else fail "shared budget: $w0 requests within one second"; fi
-span=$(span_ms "$L1")
+span=$(mock_span_ms "$L1")
 if [ "$span" -ge 19000 ] && [ "$span" -le 23000 ]; then
 	pass "shared budget: 210 requests over $span ms at the tenant (10/s in all)"
 else fail "shared budget: 210 requests over $span ms at the tenant, want about 20 s"; fi
@@ -265,12 +238,12 @@ print(sum(1 for l in open(sys.argv[1]) if "\"event\":\"request\"" in l
 echo "# $n_out requests reached the tenant while Redis was down ($((done_at - killed_at)) ms)"
 if [ "$n_out" -ge 20 ]; then pass "Redis gone: the load went on ($n_out requests)"
 else fail "Redis gone: only $n_out requests reached the tenant"; fi
-wo=$(max_in_window "$L2" 1000 1000 "$killed_at" "$done_at")
+wo=$(mock_max_in_window "$L2" 1000 1000 "$killed_at" "$done_at")
 # Two streams of 5/s, each 5 in a second, 6 when jitter brings one pair
 # closer than 200 ms: 12 at most, 13 with both ends of one stream early.
 if [ "$wo" -le 13 ]; then pass "Redis gone: at most 13 in any second in all, each at its share (saw $wo)"
 else fail "Redis gone: $wo requests within one second (the shares add up to more than the tenant's 10/s)"; fi
-ws=$(max_in_window "$L2" 1000 0 "$((killed_at - 1000))" "$done_at")
+ws=$(mock_max_in_window "$L2" 1000 0 "$((killed_at - 1000))" "$done_at")
 if [ "$ws" -le 21 ]; then pass "Redis gone: across the switch, at most 10 a second plus the burst (saw $ws)"
 else fail "Redis gone: $ws requests within one second across the switch to local shares"; fi
 

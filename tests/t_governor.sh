@@ -19,24 +19,6 @@ admin_port() {
 	ADMIN_PORT=$(sed -n 's/.*admin: listening on [^ ]*:\([0-9][0-9]*\) .*/\1/p' "$PROXY_LOG" | head -n 1)
 }
 
-# max_in_window MS [SKIP_MS]: the most requests the mock received within
-# any MS ms, not counting the first SKIP_MS ms of the run.
-max_in_window() {
-	python3 - "$MOCK_LOG" "$1" "${2:-0}" <<'EOF'
-import json, sys
-at = sorted(json.loads(l)["at"] for l in open(sys.argv[1])
-            if '"event":"request"' in l)
-w, skip = int(sys.argv[2]), int(sys.argv[3])
-at = [a for a in at if a >= at[0] + skip] if at else []
-best, j = 0, 0
-for i in range(len(at)):
-    while at[i] - at[j] >= w:
-        j += 1
-    best = max(best, i - j + 1)
-print(best)
-EOF
-}
-
 # ---- 50 clients, 20 s, against a tenant of 10/s (burst 10). ----
 # The tenant forgives 250 ms: the first requests of a burst open new
 # connections (TLS handshakes), so it sees them later than xdrproxy sent
@@ -61,17 +43,17 @@ expect_eq "every answer a 200 ($total requests)" "$(grep -c '^200 ' "$T/hammer")
 expect_eq "the tenant answered no 429" "$(grep -c '"event":"rate_limited"' "$MOCK_LOG")" 0
 # 20 s at 10/s, plus the burst, plus what was queued at the end.
 expect_eq "all 210 answered" "$total" 210
-first=$(python3 -c 'import json,sys; a=[json.loads(l)["at"] for l in open(sys.argv[1]) if "\"event\":\"request\"" in l]; print(max(a)-min(a))' "$MOCK_LOG")
+first=$(mock_span_ms "$MOCK_LOG")
 if [ "$first" -ge 19000 ] && [ "$first" -le 22000 ]; then pass "paced: 210 requests over $first ms"
 else fail "paced: 210 requests over $first ms, want about 20 s"; fi
 slowest=$(sort -k2 -n "$T/hammer" | tail -n 1 | cut -d' ' -f2)
 if python3 -c "import sys; sys.exit(0 if float('$slowest') < 30 else 1)"; then
 	pass "every request answered within queue_timeout (slowest $slowest s)"
 else fail "a request took $slowest s"; fi
-w1=$(max_in_window 1000 1000)
+w1=$(mock_max_in_window "$MOCK_LOG" 1000 1000)
 if [ "$w1" -le 11 ]; then pass "after the first second, at most 11 requests in any second (saw $w1)"
 else fail "after the first second, $w1 requests within one second"; fi
-w0=$(max_in_window 1000)
+w0=$(mock_max_in_window "$MOCK_LOG" 1000)
 if [ "$w0" -le 21 ]; then pass "at most 10 a second plus the burst once (saw $w0)"
 else fail "$w0 requests within one second"; fi
 wait_num 10 -ge "$total" audit_count
@@ -234,7 +216,7 @@ for i in $(seq 1 6); do
 done
 curl -sS --no-progress-meter --parallel --parallel-max 6 -X POST -d '{}' -H 'X-Mock-Delay-Ms: 700' -K "$T/urls" -w '%{http_code}\n' > "$T/conc"
 expect_eq "all 6 answered" "$(grep -c '^200$' "$T/conc")" 6
-expect_eq "never more than 2 at the tenant at once" "$(max_in_window 600)" 2
+expect_eq "never more than 2 at the tenant at once" "$(mock_max_in_window "$MOCK_LOG" 600)" 2
 stop_proxy
 
 # ---- SIGTERM with requests queued: ended with 503, nothing leaks. ----

@@ -144,7 +144,7 @@ test_backend(void)
 
 	CHECK(gov_backend_parse("redis://127.0.0.1:6379", &gb, &why) == 0);
 	CHECK(gb.gb_kind == GOV_BACKEND_REDIS && gb.gb_port == 6379 &&
-	    gb.gb_db == 0 && !gb.gb_tls);
+	    gb.gb_db == 0);
 	CHECK_STR(gb.gb_host, "127.0.0.1");
 	CHECK(gov_backend_parse("redis://redis.example:6380/3", &gb, &why) ==
 	    0);
